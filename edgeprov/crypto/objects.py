@@ -225,9 +225,7 @@ class PoolEntry:
     def decode(cls, data: bytes) -> PoolEntry:
         if len(data) != cls.SIZE:
             raise DecodeError(f"pool entry: expected {cls.SIZE} bytes, got {len(data)}")
-        return cls(
-            decode_scalar(data[:32], "pool entry s"), _affine_point(data[32:128]), _affine_point(data[128:])
-        )
+        return cls(decode_scalar(data[:32], "pool entry s"), _affine_point(data[32:128]), _affine_point(data[128:]))
 
 
 def _affine_bytes(point: G1Point) -> bytes:

@@ -14,6 +14,7 @@ parser, the authority, and Verify (review F2: dropping any check gives a forgery
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,9 +29,7 @@ MAX_FORMULA_BYTES = 65536
 class PolicyError(ValueError):
     """A malformed or ill-formed policy; `rule` names the spec §3.6 step-1 check when one applies."""
 
-    def __init__(
-        self, message: str, rule: str | None = None, text: str | None = None, pos: int | None = None
-    ):
+    def __init__(self, message: str, rule: str | None = None, text: str | None = None, pos: int | None = None):
         self.rule, self.text, self.pos, self.base = rule, text, pos, message
         where = f" (check {rule})" if rule else ""
         if text is not None and pos is not None:
@@ -136,7 +135,7 @@ def check_formula(phi: Formula, depth: int = 0) -> None:
     if not 1 <= phi.k <= n:
         raise PolicyError(f"formula gate threshold {phi.k} not in 1..{n}", rule="f")
     encodings = [encode_formula(c) for c in phi.children]
-    if any(a >= b for a, b in zip(encodings, encodings[1:], strict=False)):
+    if any(a >= b for a, b in itertools.pairwise(encodings)):
         raise PolicyError("formula gate inputs not strictly increasing (duplicate or unsorted)", rule="f")
     for child in phi.children:
         check_formula(child, depth + 1)
@@ -444,7 +443,7 @@ def _canonical(phi: Formula) -> Formula:
     if len(children) == 1:
         return children[0]
     encodings = [encode_formula(c) for c in children]
-    for a, b in zip(encodings, encodings[1:], strict=False):
+    for a, b in itertools.pairwise(encodings):
         if a == b:
             raise PolicyError(f"duplicate input in a gate: {formula_text(children[encodings.index(a)])}")
     return Gate(phi.k, tuple(children))
