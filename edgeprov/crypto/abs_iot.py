@@ -194,22 +194,23 @@ def combine(device: DeviceShare, gateway: GatewayShare, cred: Credential) -> Sig
 # ---- device (CPython reference; firmware/ mirrors it) -----------------------------------------
 
 
-def precompute(mpk: MasterPublicKey, k_iot: KIot, nonce_seed: bytes, pool_index: int, rng: Rng) -> PoolEntry:
+def precompute(h1: G1Point, G_iot: G1Point, nonce_seed: bytes, pool_index: int, rng: Rng) -> PoolEntry:
     """Device Precompute, spec §3.4 with the hedged nonce of §4 D3:
     s = H_r(nonce_seed ‖ u64(pool_index) ‖ 32 TRNG bytes), R_dev = [s]g1, B_dev = G_iot + [s]h1."""
     prefix = nonce_seed + pool_index.to_bytes(8, "big")
     s = 0
     while s == 0:
         s = H_r(prefix + rng.random_bytes(32), DST_NONCE)
-    return PoolEntry(s, g1 * sc(s), k_iot.G_iot + mpk.h1 * sc(s))
+    return PoolEntry(s, g1 * sc(s), G_iot + h1 * sc(s))
 
 
-def complete(mpk: MasterPublicKey, entry: PoolEntry, c: int) -> DeviceShare:
-    """Device Complete, spec §3.4: W_dev = B_dev + [s·c]u1. One fixed-base multiplication.
+def complete(u1: G1Point, entry: PoolEntry, c: int) -> DeviceShare:
+    """Device Complete, spec §3.4: W_dev = B_dev + [s·c]u1, one fixed-base multiplication.
 
-    The entry must already be deleted from the persistent record (D2): `device.DeviceSigner` does that.
+    The entry must already be deleted from the persistent record (§4 D2): `device.DeviceSigner`
+    is the only caller that hands entries out, and it persists first.
     """
-    return DeviceShare(entry.B_dev + mpk.u1 * sc(entry.s * c), entry.R_dev)
+    return DeviceShare(entry.B_dev + u1 * sc(entry.s * c), entry.R_dev)
 
 
 # ---- verifier --------------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""Device Registration statements signed by the attribute authority (DESIGN.md §2 step 1, spec §3.6 L5).
+
+The ledger's Device Registration contract stores these; a re-key issues epoch + 1, a revocation
+ends the device. Signed with the authority's Ed25519 key over a canonical JSON encoding, so the
+ledger and auditors check them knowing only the authority's public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+FORMAT = "edgeprov-registration"
+VERSION = 1
+
+
+def attributes_digest(attrs: list[bytes]) -> str:
+    """SHA-256 over the sorted, length-prefixed attributes: the registry commits to them without listing them."""
+    h = hashlib.sha256(b"edgeprov-attributes-v1")
+    for a in sorted(attrs):
+        h.update(bytes([len(a)]) + a)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Registration:
+    """`action` is "register" (first key or re-key, epoch counts up) or "revoke"."""
+
+    action: str
+    device: str
+    epoch: int
+    aa_fp: str
+    gateway: str = ""
+    policy: str = ""
+    pd: str = ""
+    attributes_digest: str = ""
+    issued_at_ms: int = 0
+
+    def canonical(self) -> bytes:
+        body = {"format": FORMAT, "version": VERSION, **asdict(self)}
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+    def sign(self, key: Ed25519PrivateKey) -> dict:
+        return {**json.loads(self.canonical()), "signature": base64.b64encode(key.sign(self.canonical())).decode()}
+
+    @classmethod
+    def verify(cls, doc: dict, public_key: Ed25519PublicKey) -> Registration:
+        """Parse a signed document; raises ValueError on any mismatch or a bad signature."""
+        try:
+            fields = {k: doc[k] for k in cls.__dataclass_fields__}
+            if doc["format"] != FORMAT or doc["version"] != VERSION:
+                raise ValueError("unknown registration format or version")
+            registration = cls(**fields)
+            public_key.verify(base64.b64decode(doc["signature"], validate=True), registration.canonical())
+        except (KeyError, TypeError, InvalidSignature, ValueError) as exc:
+            raise ValueError(f"registration rejected: {exc or 'bad signature'}") from None
+        if registration.action not in ("register", "revoke"):
+            raise ValueError("registration rejected: unknown action")
+        return registration
