@@ -150,7 +150,8 @@ def lagrange_at_zero(points: Sequence[int]) -> list[int]:
 def credential(k_fog: KFog, policy: Policy, rng: Rng | None = None) -> Credential:
     """Credential(K_fog, Π), spec §3.3: the heavy, public, reusable part, once per (device, epoch, Π)."""
     rng = rng or SystemRng()
-    held = [a for a in policy.attrs if a in k_fog.leaves]
+    owned = set(k_fog.attrs)  # A_dev only: a default ω_j is never a held attribute (F2b)
+    held = [a for a in policy.attrs if a in owned]
     if len(held) < policy.k:
         raise PolicyError(f"device holds {len(held)} of the {policy.k} attributes the policy needs")
     Z = held[: policy.k] + [default_attribute(j) for j in range(1, policy.d - policy.k + 1)]
@@ -169,14 +170,18 @@ def credential(k_fog: KFog, policy: Policy, rng: Rng | None = None) -> Credentia
     return Credential(T0, T, S)
 
 
+def gateway_nonce(k_nonce: bytes, device_id: bytes, c: int, fresh: bytes) -> int:
+    """s_gw = H_r(k_nonce ‖ u8(len id) ‖ id ‖ c ‖ 32 fresh random bytes, DST_GWNONCE) (spec §3.4); 0 if unlucky."""
+    return H_r(k_nonce + bytes([len(device_id)]) + device_id + encode_scalar(c) + fresh, DST_GWNONCE)
+
+
 def gateway_share(mpk: MasterPublicKey, k_fog: KFog, c: int, rng: Rng | None = None) -> GatewayShare:
     """Gateway share, spec §3.4: nonce derived online from c (no pool, review F5), then
     W_gw = G_gw + [s_gw·c]u1 + [s_gw]h1, R_gw = [s_gw]g1."""
     rng = rng or SystemRng()
-    prefix = k_fog.k_nonce + bytes([len(k_fog.device_id)]) + k_fog.device_id + encode_scalar(c)
     s_gw = 0
     while s_gw == 0:
-        s_gw = H_r(prefix + rng.random_bytes(32), DST_GWNONCE)
+        s_gw = gateway_nonce(k_fog.k_nonce, k_fog.device_id, c, rng.random_bytes(32))
     return GatewayShare(k_fog.G_gw + mpk.u1 * sc(s_gw * c) + mpk.h1 * sc(s_gw), g1 * sc(s_gw))
 
 
@@ -194,13 +199,16 @@ def combine(device: DeviceShare, gateway: GatewayShare, cred: Credential) -> Sig
 # ---- device (CPython reference; firmware/ mirrors it) -----------------------------------------
 
 
+def device_nonce(nonce_seed: bytes, pool_index: int, trng: bytes) -> int:
+    """Hedged device nonce, spec §4 D3: s = H_r(nonce_seed ‖ u64(pool_index) ‖ 32 TRNG bytes, DST_NONCE)."""
+    return H_r(nonce_seed + pool_index.to_bytes(8, "big") + trng, DST_NONCE)
+
+
 def precompute(h1: G1Point, G_iot: G1Point, nonce_seed: bytes, pool_index: int, rng: Rng) -> PoolEntry:
-    """Device Precompute, spec §3.4 with the hedged nonce of §4 D3:
-    s = H_r(nonce_seed ‖ u64(pool_index) ‖ 32 TRNG bytes), R_dev = [s]g1, B_dev = G_iot + [s]h1."""
-    prefix = nonce_seed + pool_index.to_bytes(8, "big")
+    """Device Precompute, spec §3.4: s hedged (§4 D3), R_dev = [s]g1, B_dev = G_iot + [s]h1."""
     s = 0
     while s == 0:
-        s = H_r(prefix + rng.random_bytes(32), DST_NONCE)
+        s = device_nonce(nonce_seed, pool_index, rng.random_bytes(32))
     return PoolEntry(s, g1 * sc(s), G_iot + h1 * sc(s))
 
 
