@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -129,9 +130,20 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def checked_name(kind: str, name: str) -> str:
+    """Device and gateway ids become file and topic names: a conservative character set, no paths."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise AuthorityError(f"{kind} id {name!r} must be 1..64 of A-Z a-z 0-9 . _ - and start alphanumeric")
+    return name
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     aa = Authority.load(args.aa_dir)
-    device, attrs = args.device, [a.encode() for a in args.attr]
+    device, attrs = checked_name("device", args.device), [a.encode() for a in args.attr]
+    checked_name("gateway", args.gateway)
     policy = parse_policy(args.policy, aa.mpk.d)
     signed_policy = policy_signed_by(policy, attrs)
     devices = aa.devices()
@@ -196,7 +208,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_revoke(args: argparse.Namespace) -> int:
     aa = Authority.load(args.aa_dir)
     devices = aa.devices()
-    entry = devices.get(args.device)
+    entry = devices.get(checked_name("device", args.device))
     if entry is None:
         raise AuthorityError(f"unknown device {args.device}")
     _, signing = aa.secrets()

@@ -120,8 +120,9 @@ class GatewayBundle:
             k_fog = KFog.decode(bytes.fromhex(doc["k_fog"]))
             policy = parse_policy(doc["policy"], mpk.d)
             gateway_id = str(doc["gateway"])
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DecodeError(f"gateway bundle: {exc}") from None
-        if k_fog.device_id.decode() != doc["device"] or k_fog.epoch != doc["epoch"]:
+            header_matches = k_fog.device_id.decode() == doc["device"] and k_fog.epoch == doc["epoch"]
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise DecodeError(f"gateway bundle: {exc!r}") from None
+        if not header_matches:
             raise DecodeError("gateway bundle: header does not match K_fog")
         return cls(gateway_id, mpk, k_fog, policy)

@@ -28,6 +28,7 @@ from edgeprov.crypto.points import (
     g1_to_affine,
     g2,
 )
+from edgeprov.crypto.policy import default_attribute
 
 MPK_VERSION = 1
 MPK_SIZE = 2 + G1_SIZE + G2_SIZE + G1_SIZE + G1_SIZE + G2_SIZE + G2_SIZE  # 434
@@ -289,8 +290,15 @@ class KFog:
         leaves = {}
         for _ in range(reader.int(2)):
             attr = reader.take(reader.u8())
+            if attr in leaves:
+                raise DecodeError(f"K_fog: leaf {attr!r} appears twice")
             leaves[attr] = (decode_g2(reader.take(96), "K_fog.D"), decode_g1(reader.take(48), "K_fog.D'"))
         reader.end()
+        names = list(leaves)
+        regular = [a for a in names if not a.startswith(b"\x00")]
+        omegas = [default_attribute(j) for j in range(1, len(names) - len(regular) + 1)]
+        if names != sorted(set(regular)) + omegas:
+            raise DecodeError("K_fog: leaves must be sort(A_dev) ‖ ω_1..ω_{d−1}, each once")
         return cls(device_id, epoch, G_gw, k_nonce, D0, D0p, leaves)
 
 

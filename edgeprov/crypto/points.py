@@ -85,7 +85,9 @@ def g1_to_affine(point: G1Point) -> tuple[int, int]:
 
 
 def g1_from_affine(x: int, y: int) -> G1Point:
-    """A G1 point from affine coordinates, with on-curve and subgroup checks."""
+    """A G1 point from affine coordinates, with on-curve and subgroup checks; never the identity."""
+    if x == 0 and y == 0:
+        raise DecodeError("affine G1 point: (0, 0) is not a point (raw affine has no identity)")
     try:
         return G1Point.from_xy_bytes_be(x.to_bytes(48, "big") + y.to_bytes(48, "big"))
     except ValueError as exc:

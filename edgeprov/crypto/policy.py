@@ -371,31 +371,33 @@ class _Parser:
 
     def policy(self) -> Formula:
         token = self.peek()
-        if token is None or token[1] != "id":
+        if token is None or token[0] != "word" or token[1] != "id":
             raise self.error("a policy starts with 'id and': every policy binds the device's identity (P6)")
         self.i += 1
         self.expect("and")
-        items = [self.item()]
+        items = [self.item(1)]
         while (token := self.peek()) is not None and token[1] == "and" and token[0] == "word":
             self.i += 1
-            items.append(self.item())
+            items.append(self.item(1))
         if self.peek() is not None:
             raise self.error("unexpected text after the policy")
         return items[0] if len(items) == 1 else Gate(len(items), tuple(items))
 
-    def item(self) -> Formula:
+    def item(self, depth: int) -> Formula:
+        if depth > MAX_FORMULA_DEPTH:
+            raise self.error(f"gates nested deeper than {MAX_FORMULA_DEPTH}")
         token = self.peek()
         if token is None:
             raise self.error("expected an attribute or 'N of (...)'")
         kind, value, pos = token
         following = self.tokens[self.i + 1] if self.i + 1 < len(self.tokens) else None
         if kind == "word" and following is not None and following[1] == "of" and following[0] == "word":
-            return self.threshold()
+            return self.threshold(depth)
         self.i += 1
         if kind == "punct" or (kind == "word" and value in _KEYWORDS):
             raise self.error("expected an attribute", pos)
-        attr = _unescape(value) if kind == "quoted" else value.encode()
-        if kind == "word" and "=" not in value:
+        attr = _unescape(value) if kind == "quoted" else _utf8(value)
+        if "=" not in value:
             raise self.error("an attribute is written name=value", pos)
         try:
             check_attribute(attr)
@@ -403,22 +405,22 @@ class _Parser:
             raise PolicyError(exc.base, rule=exc.rule, text=self.text, pos=pos) from None
         return Leaf(attr)
 
-    def threshold(self) -> Formula:
+    def threshold(self, depth: int) -> Formula:
         _, count, pos = self.tokens[self.i]
         self.i += 1
         self.expect("of")
         self.expect("(")
-        children = [self.item()]
+        children = [self.item(depth + 1)]
         while (token := self.peek()) is not None and token[1] == ",":
             self.i += 1
-            children.append(self.item())
+            children.append(self.item(depth + 1))
         self.expect(")")
         n = len(children)
         if count == "all":
             k = n
         elif count == "any":
             k = 1
-        elif count.isdigit():
+        elif count.isascii() and count.isdigit() and len(count) <= 3:
             k = int(count)
         else:
             raise self.error("a threshold is 'all', 'any' or a number", pos)
@@ -428,7 +430,14 @@ class _Parser:
 
 
 def _unescape(text: str) -> bytes:
-    return re.sub(rb"\\x([0-9a-fA-F]{2})|\\(.)", _unescape_one, text.encode())
+    return re.sub(rb"\\x([0-9a-fA-F]{2})|\\(.)", _unescape_one, _utf8(text))
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise PolicyError("attributes must be valid UTF-8 text") from None
 
 
 def _unescape_one(match: re.Match[bytes]) -> bytes:
