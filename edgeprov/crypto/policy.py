@@ -355,10 +355,10 @@ class _Parser:
             pos = match.end()
         self.i = 0
 
-    def error(self, message: str, pos: int | None = None) -> PolicyError:
+    def error(self, message: str, pos: int | None = None, rule: str | None = None) -> PolicyError:
         if pos is None:
             pos = self.tokens[self.i][2] if self.i < len(self.tokens) else len(self.text)
-        return PolicyError(message, text=self.text, pos=pos)
+        return PolicyError(message, rule=rule, text=self.text, pos=pos)
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -385,7 +385,7 @@ class _Parser:
 
     def item(self, depth: int) -> Formula:
         if depth > MAX_FORMULA_DEPTH:
-            raise self.error(f"gates nested deeper than {MAX_FORMULA_DEPTH}")
+            raise self.error(f"gates nested deeper than {MAX_FORMULA_DEPTH}", rule="f")
         token = self.peek()
         if token is None:
             raise self.error("expected an attribute or 'N of (...)'")
@@ -397,7 +397,7 @@ class _Parser:
         if kind == "punct" or (kind == "word" and value in _KEYWORDS):
             raise self.error("expected an attribute", pos)
         attr = _unescape(value) if kind == "quoted" else _utf8(value)
-        if "=" not in value:
+        if kind == "word" and "=" not in value:  # quoted strings carry arbitrary bytes
             raise self.error("an attribute is written name=value", pos)
         try:
             check_attribute(attr)
