@@ -53,7 +53,7 @@ class Registration:
         """Parse a signed document; raises ValueError on any mismatch or a bad signature."""
         try:
             fields = {k: doc[k] for k in cls.__dataclass_fields__}
-            if doc["format"] != FORMAT or doc["version"] != VERSION:
+            if doc["format"] != FORMAT or type(doc["version"]) is not int or doc["version"] != VERSION:
                 raise ValueError("unknown registration format or version")
             registration = cls(**fields)
             public_key.verify(base64.b64decode(doc["signature"], validate=True), registration.canonical())
