@@ -13,7 +13,6 @@ import sys
 COMMAND_MODULES = (
     "tools.authority",
     "tools.bench",
-    "ledger_node.cli",
 )
 
 
