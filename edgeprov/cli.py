@@ -13,6 +13,7 @@ import sys
 COMMAND_MODULES = (
     "tools.authority",
     "tools.bench",
+    "ledger_node.cli",
 )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 BENCHES = {
     "crypto": "tools.bench.crypto",
+    "ordering": "tools.bench.ordering",
 }
 
 
