@@ -30,6 +30,7 @@ Status frame, topic `.../status`, retained, and the device's last will: ASCII `o
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ class Payload:
         names = [n.encode() for n, _ in self.values]
         if not 1 <= len(names) <= MAX_VALUES or any(not _NAME.fullmatch(n) for n in names):
             raise WireError(f"1..{MAX_VALUES} values with names of 1..32 [a-z0-9_] are required")
-        if any(a >= b for a, b in zip(names, names[1:])):
+        if any(a >= b for a, b in itertools.pairwise(names)):
             raise WireError("value names must be strictly increasing")
         if any(not I32_MIN <= v <= I32_MAX for _, v in self.values):
             raise WireError("values are i32 milli-units")
