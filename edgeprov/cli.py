@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "tools.authority",
     "tools.bench",
     "ledger_node.cli",
+    "gateway.cli",
+    "tools.broker",
 )
 
 

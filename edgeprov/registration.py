@@ -29,7 +29,11 @@ def attributes_digest(attrs: list[bytes]) -> str:
 
 @dataclass(frozen=True)
 class Registration:
-    """`action` is "register" (first key or re-key, epoch counts up) or "revoke"."""
+    """`action` is "register" (first key or re-key, epoch counts up), "revoke", or "gateway".
+
+    A "gateway" entry names no device: it binds `gateway` to `public_key` (raw Ed25519, hex), the
+    key that signs its path hops (edgeprov.pathhop); `epoch` counts that gateway's keys.
+    """
 
     action: str
     device: str
@@ -40,6 +44,7 @@ class Registration:
     pd: str = ""
     attributes_digest: str = ""
     issued_at_ms: int = 0
+    public_key: str = ""
 
     def canonical(self) -> bytes:
         body = {"format": FORMAT, "version": VERSION, **asdict(self)}
@@ -59,6 +64,15 @@ class Registration:
             public_key.verify(base64.b64decode(doc["signature"], validate=True), registration.canonical())
         except (KeyError, TypeError, InvalidSignature, ValueError) as exc:
             raise ValueError(f"registration rejected: {exc or 'bad signature'}") from None
-        if registration.action not in ("register", "revoke"):
+        if registration.action not in ("register", "revoke", "gateway"):
             raise ValueError("registration rejected: unknown action")
+        if registration.action == "gateway" and (registration.device or not _is_ed25519_hex(registration.public_key)):
+            raise ValueError("registration rejected: a gateway entry names no device and a 32-byte hex public key")
         return registration
+
+
+def _is_ed25519_hex(text: str) -> bool:
+    try:
+        return isinstance(text, str) and len(bytes.fromhex(text)) == 32
+    except ValueError:
+        return False

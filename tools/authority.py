@@ -10,6 +10,9 @@ Directory layout (`--aa-dir`, default `./aa`):
         device.record     0600: the device's fresh single-use record (spec §4)
         gateway.json      0600: K_fog, mpk and policy for the device's gateway
         registration.json the AA-signed Device Registration entry for the ledger
+    gateways/<gateway>/e<epoch>/
+        gateway.key       0600: the gateway's Ed25519 path-hop key (edgeprov.pathhop)
+        registration.json the AA-signed "gateway" registration binding its public key
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from edgeprov.crypto.objects import MasterPublicKey
 from edgeprov.crypto.points import DecodeError, R
 from edgeprov.crypto.policy import FormulaPolicy, Policy, PolicyError, RegistryPolicy, parse_policy
 from edgeprov.crypto.rng import SystemRng
+from edgeprov.pathhop import encode_key
 from edgeprov.registration import Registration, attributes_digest
 
 MASTER_FORMAT = "edgeprov-aa-master"
@@ -224,8 +228,27 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """Issue a gateway's path-hop key and its AA-signed registration; a second call issues epoch + 1."""
+    aa = Authority.load(args.aa_dir)
+    gateway = checked_name("gateway", args.gateway)
+    base = args.aa_dir / "gateways" / gateway
+    epoch = 1 + max((int(p.name[1:]) for p in base.glob("e*") if p.name[1:].isdigit()), default=0)
+    _, signing = aa.secrets()
+    key = Ed25519PrivateKey.generate()
+    out = base / f"e{epoch}"
+    write_secret(out / "gateway.key", encode_key(gateway, key))
+    public = key.public_key().public_bytes_raw().hex()
+    registration = Registration(
+        "gateway", "", epoch, aa.mpk.aa_fp.hex(), gateway, issued_at_ms=int(time.time() * 1000), public_key=public
+    )
+    (out / "registration.json").write_text(json.dumps(registration.sign(signing), indent=2) + "\n")
+    print(f"gateway {gateway} key epoch {epoch}: key (0600) and registration in {out}; public key {public}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("authority", help="attribute authority: setup, keygen, show, revoke")
+    parser = subparsers.add_parser("authority", help="attribute authority: setup, keygen, show, revoke, gateway")
     sub = parser.add_subparsers(dest="authority_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--aa-dir", type=Path, default=Path("aa"), help="authority directory (default ./aa)")
@@ -249,6 +272,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("revoke", parents=[common], help="revoke a device (signed revocation for the ledger)")
     p.add_argument("--device", required=True)
     p.set_defaults(func=_guarded(cmd_revoke))
+
+    p = sub.add_parser("gateway", parents=[common], help="issue a gateway's path-hop key and signed registration")
+    p.add_argument("--gateway", required=True, help="gateway id, as in its devices' keygen --gateway")
+    p.set_defaults(func=_guarded(cmd_gateway))
 
 
 def _guarded(func):

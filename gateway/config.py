@@ -1,0 +1,105 @@
+"""Gateway configuration: one TOML file (README.md shows every key). Secrets live in their own 0600 files."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A missing or malformed configuration value; the message names it."""
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    password_file: Path | None = None
+    ca_file: Path | None = None  # TLS is on exactly when a CA is given
+    keepalive_s: int = 30
+    watchdog_s: float = 10.0  # heartbeat publish period; a missing PUBACK means a dead connection
+    reconnect_max_s: float = 30.0
+
+    def password(self) -> str | None:
+        return self.password_file.read_text().strip() if self.password_file else None
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    endpoints: tuple[str, ...] = ()
+    token_file: Path | None = None
+    commit_timeout_s: float = 20.0
+    retry_max_s: float = 10.0
+    submit_batch: int = 500
+
+    def token(self) -> str | None:
+        return self.token_file.read_text().strip() if self.token_file else None
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway_id: str
+    key_file: Path
+    devices_dir: Path
+    data_dir: Path
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    http_listen: str = "127.0.0.1:9108"
+    max_frame: int = 8192
+    replay_window: int = 65536
+    nonce_window: int = 4096
+    check_device_shares: bool = False  # rule G6: +2.2 ms per reading, blames a device that sends junk
+    verify_before_relay: bool = False  # rule G7: full verification in a process pool before submitting
+    verify_workers: int = 1
+    write_batch: int = 256
+    allow_test_system: bool = False  # accept the public test-vector mpk (tests only)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gateway.sqlite3"
+
+
+def _path(value: object, base: Path, what: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{what} must be a non-empty path string")
+    path = Path(value)
+    return path if path.is_absolute() else base / path
+
+
+def _section(raw: dict, name: str, cls: type, base: Path, paths: tuple[str, ...]):
+    values = dict(raw.get(name, {}))
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"[{name}] has unknown keys {sorted(unknown)}")
+    for key in paths:
+        if values.get(key):
+            values[key] = _path(values[key], base, f"[{name}] {key}")
+    if "endpoints" in values:
+        values["endpoints"] = tuple(values["endpoints"])
+    return cls(**values)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Parse the TOML file; relative paths are relative to the file's directory."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    base = path.parent.resolve()
+    try:
+        gw = dict(raw["gateway"])
+        mqtt = _section(raw, "mqtt", MqttConfig, base, ("password_file", "ca_file"))
+        ledger = _section(raw, "ledger", LedgerConfig, base, ("token_file",))
+        for key in ("key_file", "devices_dir", "data_dir"):
+            gw[key] = _path(gw.get(key), base, f"[gateway] {key}")
+        gw["gateway_id"] = gw.pop("id")
+        unknown = set(gw) - set(GatewayConfig.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"[gateway] has unknown keys {sorted(unknown)}")
+        return GatewayConfig(mqtt=mqtt, ledger=ledger, **gw)
+    except KeyError as exc:
+        raise ConfigError(f"missing {exc} in {path}") from None
+    except TypeError as exc:
+        raise ConfigError(f"bad value in {path}: {exc}") from None
