@@ -24,6 +24,7 @@ from typing import Any
 
 BENCHES = {
     "crypto": "tools.bench.crypto",
+    "device": "tools.bench.device",
     "ordering": "tools.bench.ordering",
 }
 
