@@ -14,6 +14,9 @@ COMMAND_MODULES = (
     "tools.authority",
     "tools.bench",
     "ledger_node.cli",
+    "tools.query",
+    "tools.dashboard",
+    "tools.verify",
     "gateway.cli",
     "tools.broker",
 )

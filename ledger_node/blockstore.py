@@ -10,10 +10,13 @@ block is either fully there or absent. Nothing is ever updated in place or delet
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -51,20 +54,40 @@ class BlockStore(ABC):
         value = self._overlay.get(key)
         return value if value is not None else self._read_state(key)
 
+    def scan_state(self, prefix: bytes, limit: int, after: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """Up to `limit` (key, value) pairs with keys starting with `prefix` and > `after`, in key order,
+        staged writes included: an index range read, so its cost follows the answer, not the store."""
+        staged = {k: v for k, v in self._overlay.items() if k.startswith(prefix) and k > after}
+        rows = dict(self._scan_state(prefix, after, limit))
+        rows.update(staged)
+        return sorted(rows.items())[:limit]
+
     async def flush(self) -> list[StoredBlock]:
         """Write every staged block, one transaction each; returns the blocks now durable."""
         written = []
         # Pop each block only once written, so a cancelled flush loses nothing still staged.
         while self._staged:
-            await self._write(self._staged[0])
-            written.append(self._staged.pop(0))
-            self.durable_height = written[-1].block.height
+            try:
+                await self._write(self._staged[0])
+            except asyncio.CancelledError:
+                # _write finishes its transaction before passing a cancellation on: the block is on disk.
+                self._written(written)
+                raise
+            self._written(written)
         # Written blocks are readable from storage now; keep only what is still staged.
         self._overlay = {k: v for item in self._staged for k, v in item.applied.writes.items()}
         return written
 
+    def _written(self, written: list[StoredBlock]) -> None:
+        written.append(self._staged.pop(0))
+        self.durable_height = written[-1].block.height
+
     @abstractmethod
     def _read_state(self, key: bytes) -> bytes | None: ...
+
+    @abstractmethod
+    def _scan_state(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        """Stored rows whose keys start with prefix and are > after, in key order."""
 
     @abstractmethod
     async def _write(self, item: StoredBlock) -> None: ...
@@ -99,6 +122,10 @@ class MemoryBlockStore(BlockStore):
 
     def _read_state(self, key: bytes) -> bytes | None:
         return self.state.get(key)
+
+    def _scan_state(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        keys = sorted(k for k in self.state if k.startswith(prefix) and k > after)
+        return [(k, self.state[k]) for k in keys[:limit]]
 
     async def _write(self, item: StoredBlock) -> None:
         self.blocks.append(item)
@@ -140,6 +167,34 @@ def _header_bytes(header: BlockHeader) -> bytes:
     return w.raw()
 
 
+async def _to_the_end(transaction: Coroutine[Any, Any, None]) -> None:
+    """Run one SQLite transaction to its end even if the awaiting task is cancelled meanwhile.
+
+    Cancelling an await on COMMIT (node stop) left the outcome unknown, the ROLLBACK that followed
+    failed, stop() raised and the unclosed aiosqlite thread kept the process alive (the flaky cluster
+    test of issue 3). Here a cancelled caller waits for the transaction, then re-raises.
+    """
+    task = asyncio.ensure_future(transaction)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})
+        task.result()
+        raise
+
+
+@contextlib.asynccontextmanager
+async def _transaction(db: aiosqlite.Connection) -> AsyncIterator[None]:
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
+        raise
+    await db.execute("COMMIT")
+
+
 class SqliteBlockStore(BlockStore):
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -160,15 +215,24 @@ class SqliteBlockStore(BlockStore):
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self.flush()
-            await self._db.close()
-        if self._reader is not None:
-            self._reader.close()
+        try:
+            if self._db is not None:
+                await self.flush()
+        finally:
+            # Always: aiosqlite's worker thread is not a daemon and would keep the process alive.
+            if self._db is not None:
+                await self._db.close()
+            if self._reader is not None:
+                self._reader.close()
 
     def _read_state(self, key: bytes) -> bytes | None:
         row = self._reader.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def _scan_state(self, prefix: bytes, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        # A primary-key range [prefix, prefix + 0xff…) so SQLite stops at the end of the prefix.
+        sql = "SELECT key, value FROM state WHERE key >= ? AND key < ? AND key > ? ORDER BY key LIMIT ?"
+        return self._reader.execute(sql, (prefix, prefix + b"\xff" * 8, after, limit)).fetchall()
 
     async def _write(self, item: StoredBlock) -> None:
         block, db = item.block, self._db
@@ -178,13 +242,10 @@ class SqliteBlockStore(BlockStore):
                 zip(block.txs, map(tx_id, block.txs), item.applied.results, strict=True)
             )
         ]
-        async with self._lock:
-            await self._write_locked(db, block, item, txs)
+        await _to_the_end(self._write_locked(db, block, item, txs))
 
-    @staticmethod
-    async def _write_locked(db: aiosqlite.Connection, block: Block, item: StoredBlock, txs: list[tuple]) -> None:
-        await db.execute("BEGIN IMMEDIATE")
-        try:
+    async def _write_locked(self, db: aiosqlite.Connection, block: Block, item: StoredBlock, txs: list[tuple]) -> None:
+        async with self._lock, _transaction(db):
             await db.execute(
                 "INSERT INTO blocks (height, hash, header, cert) VALUES (?, ?, ?, ?)",
                 (block.height, block.hash, _header_bytes(block.header), item.cert.to_bytes()),
@@ -192,21 +253,18 @@ class SqliteBlockStore(BlockStore):
             await db.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?)", txs)
             await db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", list(item.applied.writes.items()))
             await db.execute("DELETE FROM voted WHERE height <= ?", (block.height,))
-            await db.execute("COMMIT")
-        except BaseException:
-            await db.execute("ROLLBACK")
-            raise
 
     async def save_safety(self, state: SafetyState, voted: Block | None) -> None:
+        await _to_the_end(self._save_safety(state, voted))
+
+    async def _save_safety(self, state: SafetyState, voted: Block | None) -> None:
         db = self._db
-        async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
+        async with self._lock, _transaction(db):
             await db.execute("INSERT OR REPLACE INTO meta VALUES ('safety', ?)", (state.to_bytes(),))
             if voted is not None:
                 await db.execute(
                     "INSERT OR IGNORE INTO voted VALUES (?, ?, ?)", (voted.hash, voted.height, block_to_bytes(voted))
                 )
-            await db.execute("COMMIT")
 
     async def load(self) -> Restored:
         async with self._db.execute("SELECT value FROM meta WHERE key = 'safety'") as cur:
@@ -234,6 +292,12 @@ class SqliteBlockStore(BlockStore):
         """(height, valid) of a durably committed transaction: an indexed point read, done inline."""
         row = self._reader.execute("SELECT height, valid FROM txs WHERE txid = ? LIMIT 1", (txid,)).fetchone()
         return (row[0], bool(row[1])) if row else None
+
+    def tx_location(self, txid: bytes) -> tuple[int, int, bool, str] | None:
+        """(height, index, valid, reason) of a durably committed transaction, for proof bundles."""
+        sql = "SELECT height, idx, valid, reason FROM txs WHERE txid = ? ORDER BY height LIMIT 1"
+        row = self._reader.execute(sql, (txid,)).fetchone()
+        return (row[0], row[1], bool(row[2]), row[3]) if row else None
 
     async def block_hashes(self) -> list[bytes]:
         async with self._db.execute("SELECT hash FROM blocks ORDER BY height") as cur:

@@ -62,7 +62,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def node_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "edgeprov.cli", "ledger", "run", str(config)]
+    """How `up`, the bench and the tests start a node: `python -m ledger_node.cli ledger run CONFIG`.
+
+    Not through edgeprov.cli, which imports every command module of the project: a node (re)start
+    must not depend on unrelated code (a half-written module elsewhere once failed a restart in the
+    cluster test and the cluster lost its quorum).
+    """
+    return [sys.executable, "-m", "ledger_node.cli", "ledger", "run", str(config)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ledger_node.cli")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -102,3 +115,7 @@ def _sim(args: argparse.Namespace) -> int:
             )
     print(f"{args.seeds} seeds, n={args.nodes}: {failures} violations ({time.time() - started:.1f} s)")
     return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

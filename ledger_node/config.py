@@ -33,6 +33,13 @@ class NodeConfig:
     max_round_timeout_s: float = 10.0
     checkpoint_interval: int = 100
     log_level: str = "INFO"
+    # Contracts and HTTP API (ledger_node/api, issue 4); without authority_dir the node runs TxLogApp.
+    authority_dir: Path | None = None
+    api_listen: str | None = None
+    api_token_file: Path | None = None
+    endorsement_quorum: int = 0  # 0 means f + 1
+    skew_ms: int = 5_000
+    late_ms: int = 60_000
 
     @property
     def n(self) -> int:
@@ -64,6 +71,12 @@ def load_config(path: Path) -> NodeConfig:
         max_round_timeout_s=float(raw.get("max_round_timeout_s", 10.0)),
         checkpoint_interval=int(raw.get("checkpoint_interval", 100)),
         log_level=raw.get("log_level", "INFO"),
+        authority_dir=base / raw["authority_dir"] if "authority_dir" in raw else None,
+        api_listen=raw.get("api_listen"),
+        api_token_file=base / raw["api_token_file"] if "api_token_file" in raw else None,
+        endorsement_quorum=int(raw.get("endorsement_quorum", 0)),
+        skew_ms=int(raw.get("skew_ms", 5_000)),
+        late_ms=int(raw.get("late_ms", 60_000)),
     )
 
 

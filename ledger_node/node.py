@@ -33,6 +33,7 @@ from ledger_node.bft.signing import Ed25519Signer, Ed25519Verifier
 from ledger_node.block import tx_id
 from ledger_node.blockstore import SqliteBlockStore
 from ledger_node.config import NodeConfig, _split, load_private_key
+from ledger_node.endorsement.validator import contract_app
 from ledger_node.metrics import NodeMetrics
 from ledger_node.transport import Transport, frame, read_frame
 
@@ -44,7 +45,8 @@ INBOX_LIMIT = 20_000
 class LedgerNode:
     def __init__(self, config: NodeConfig, app: Application | None = None) -> None:
         self.config = config
-        self.app = app or TxLogApp()
+        self.app = app or (contract_app(config) if config.authority_dir else TxLogApp())
+        self.api = None
         self.store = SqliteBlockStore(config.data_dir / "ledger.sqlite3")
         self.metrics = NodeMetrics()
         self._inbox: asyncio.Queue[tuple] = asyncio.Queue()
@@ -84,6 +86,11 @@ class LedgerNode:
         )
         await self.transport.start(*_split(cfg.listen))
         self._client_server = await asyncio.start_server(self._serve_client, *_split(cfg.client_listen))
+        if cfg.api_listen:
+            from ledger_node.api.server import ApiServer  # FastAPI loads only on nodes that serve it
+
+            self.api = ApiServer(self)
+            await self.api.start()
         if cfg.metrics_listen:
             self.metrics.serve(*_split(cfg.metrics_listen))
         self._tasks = [
@@ -95,6 +102,8 @@ class LedgerNode:
         log.info("node started", extra={"height": self.store.height, "round": self.replica.round, "n": cfg.n})
 
     async def stop(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

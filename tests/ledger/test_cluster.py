@@ -11,7 +11,9 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -21,6 +23,8 @@ from ledger_node.config import init_cluster, load_config
 from ledger_node.node import block_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T = TypeVar("T")
 
 
 def _free_base_port() -> int:
@@ -33,13 +37,38 @@ class Cluster:
     def __init__(self, directory: Path) -> None:
         self.configs = init_cluster(directory, 4, base_port=_free_base_port(), batch_size=200)
         self.procs: dict[int, subprocess.Popen] = {}
+        self.stopped: set[int] = set()
 
     def start(self, i: int) -> None:
         log = open(self.configs[i].with_suffix(".log"), "a")  # noqa: SIM115
         self.procs[i] = subprocess.Popen(node_command(self.configs[i]), stdout=log, stderr=log)
+        self.stopped.discard(i)
 
     def client_port(self, i: int) -> int:
         return int(load_config(self.configs[i]).client_listen.rpartition(":")[2])
+
+    async def guard(self, awaitable: Awaitable[T]) -> T:
+        """Await a cluster step, failing at once (with the log) if a node process that should run died.
+
+        Without this a node that cannot start leaves the others without a quorum and the test only
+        ends at its overall timeout, with no hint why.
+        """
+        task = asyncio.ensure_future(awaitable)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            if done:
+                return task.result()
+            for i, proc in self.procs.items():
+                if proc.poll() is not None and i not in self.stopped:
+                    task.cancel()
+                    log = self.configs[i].with_suffix(".log").read_text()[-3000:]
+                    raise AssertionError(f"node {i} exited with {proc.returncode}:\n{log}")
+
+    async def kill(self, i: int, sig: signal.Signals) -> None:
+        """Signal a node and wait for it to exit (a SIGTERM'd node must shut down, not hang)."""
+        self.stopped.add(i)
+        self.procs[i].send_signal(sig)
+        await asyncio.to_thread(self.procs[i].wait, 60)
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -80,22 +109,23 @@ def test_cluster_survives_kill_and_leader_stop(tmp_path: Path) -> None:
     async def scenario() -> dict[bytes, tuple[int, bool]]:
         acked: dict[bytes, tuple[int, bool]] = {}
         client = await _connect(cluster.client_port(1))
-        acked |= await _commit_batch(client, 500)
-        # SIGKILL follower 3 while submitting, then restart it from its own disk.
-        cluster.procs[3].send_signal(signal.SIGKILL)
-        cluster.procs[3].wait()
-        acked |= await _commit_batch(client, 500)
+        acked |= await cluster.guard(_commit_batch(client, 500))
+        # SIGKILL follower 3 with a batch in flight, then restart it from its own disk.
+        batch = asyncio.ensure_future(_commit_batch(client, 500))
+        await cluster.kill(3, signal.SIGKILL)
+        acked |= await cluster.guard(batch)
         cluster.start(3)
-        # Stop node 0 (leader of every fourth round): the others must replace it by view change.
-        cluster.procs[0].send_signal(signal.SIGTERM)
-        cluster.procs[0].wait(timeout=30)
-        acked |= await _commit_batch(client, 500)
+        # Stop node 0 (leader of every fourth round) with a batch in flight: the others must replace
+        # it by view change.
+        batch = asyncio.ensure_future(_commit_batch(client, 500))
+        await cluster.kill(0, signal.SIGTERM)
+        acked |= await cluster.guard(batch)
         cluster.start(0)
-        acked |= await _commit_batch(client, 300)
+        acked |= await cluster.guard(_commit_batch(client, 300))
         top = max(h for h, _ in acked.values())
         for i in (0, 3):
-            restarted = await _connect(cluster.client_port(i))
-            await _wait_height(restarted, top)
+            restarted = await cluster.guard(_connect(cluster.client_port(i)))
+            await cluster.guard(_wait_height(restarted, top))
             await restarted.close()
         await client.close()
         return acked

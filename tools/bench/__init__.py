@@ -26,6 +26,7 @@ BENCHES = {
     "crypto": "tools.bench.crypto",
     "device": "tools.bench.device",
     "ordering": "tools.bench.ordering",
+    "ledger": "tools.bench.ledger",
 }
 
 

@@ -1,0 +1,87 @@
+"""A real 4-process ledger cluster on loopback with contracts and the HTTP API enabled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import tomllib
+from pathlib import Path
+
+import httpx
+import tomli_w
+
+from ledger_node.api.client import LedgerApi
+from ledger_node.cli import node_command
+from ledger_node.config import init_cluster
+
+
+def free_base_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return 20000 + s.getsockname()[1] % 20000
+
+
+def write_authority(directory: Path, mpk, aa_public) -> Path:
+    """The public authority.json a node loads (format of tools/authority.py)."""
+    from tools.authority import FILE_VERSION, PUBLIC_FORMAT
+
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = {"format": PUBLIC_FORMAT, "version": FILE_VERSION, "d": mpk.d, "mpk": mpk.encode().hex(),
+           "aa_fp": mpk.aa_fp.hex(), "signing_public_key": aa_public.public_bytes_raw().hex()}  # fmt: skip
+    (directory / "authority.json").write_text(json.dumps(doc))
+    return directory
+
+
+class ContractCluster:
+    def __init__(self, directory: Path, mpk, aa_public, n: int = 4) -> None:
+        base = free_base_port()
+        self.configs = init_cluster(directory, n, base_port=base, batch_size=500)
+        write_authority(directory / "aa", mpk, aa_public)
+        self.token = secrets.token_hex(16)
+        token_file = directory / "api.tokens"
+        token_file.write_text(self.token + "\n")
+        os.chmod(token_file, 0o600)
+        self.urls = []
+        for i, path in enumerate(self.configs):
+            raw = tomllib.loads(path.read_text())
+            raw |= {"authority_dir": "aa", "api_listen": f"127.0.0.1:{base + 300 + i}", "api_token_file": "api.tokens",
+                    "round_timeout_s": 0.5}  # fmt: skip
+            path.write_text(tomli_w.dumps(raw))
+            self.urls.append(f"http://127.0.0.1:{base + 300 + i}")
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        for i, path in enumerate(self.configs):
+            log = open(path.with_suffix(".log"), "a")  # noqa: SIM115
+            self.procs[i] = subprocess.Popen(node_command(path), stdout=log, stderr=log)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def api(self) -> LedgerApi:
+        return LedgerApi(self.urls, self.token)
+
+    async def ready(self) -> None:
+        async with LedgerApi(self.urls) as api:
+            for i in range(len(self.urls)):
+                for _ in range(300):
+                    try:
+                        await api.status(i)
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError(f"node {i} API never came up")
