@@ -63,7 +63,8 @@ class Registration:
             registration = cls(**fields)
             public_key.verify(base64.b64decode(doc["signature"], validate=True), registration.canonical())
         except (KeyError, TypeError, InvalidSignature, ValueError) as exc:
-            raise ValueError(f"registration rejected: {exc or 'bad signature'}") from None
+            why = "bad signature" if isinstance(exc, InvalidSignature) else f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"registration rejected: {why}") from None
         if registration.action not in ("register", "revoke", "gateway"):
             raise ValueError("registration rejected: unknown action")
         if registration.action == "gateway" and (registration.device or not _is_ed25519_hex(registration.public_key)):
