@@ -15,10 +15,14 @@ COMMAND_MODULES = (
     "tools.bench",
     "ledger_node.cli",
     "tools.query",
+    "tools.provision",
+    "tools.flash",
     "tools.dashboard",
     "tools.verify",
     "gateway.cli",
     "tools.broker",
+    "tools.loadgen",
+    "tools.demo",
 )
 
 

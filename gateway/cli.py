@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--gateway", required=True, help="gateway id")
     p.add_argument("--user", default="edgeprov", help="dedicated system user the service runs as")
     p.add_argument("--broker", default="127.0.0.1:8883", help="MQTT broker host:port")
-    p.add_argument("--ledger", action="append", default=[], help="ledger endpoint host:port (repeatable)")
+    p.add_argument("--ledger", action="append", default=[], help="a ledger node's API URL (repeatable, one per node)")
     p.add_argument("--exec", dest="exec_path", default=None, help="edgeprov executable (default: this one)")
     p.set_defaults(func=cmd_install)
 
@@ -40,8 +40,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.service import Gateway
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # ApiLink: one line per HTTP call drowns the log
     try:
         config = load_config(args.config)
+        config.ledger.token()  # a bad token file is a configuration error, not a traceback later
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -73,7 +75,7 @@ def default_config(gateway: str, broker: str, ledger: list[str], etc: Path, stat
             "password_file": str(etc / "mqtt.password"),
             "ca_file": str(etc / "ca.crt"),
         },
-        "ledger": {"endpoints": ledger or ["127.0.0.1:7500"]},
+        "ledger": {"api_urls": ledger or ["http://127.0.0.1:7700"], "token_file": str(etc / "ledger.token")},
     }
 
 
@@ -101,7 +103,8 @@ def cmd_install(args: argparse.Namespace) -> int:
         config_path.write_text(tomli_w.dumps(default_config(args.gateway, args.broker, args.ledger, etc, state)))
         print(f"wrote {config_path}")
     print(
-        f"next: put gateway.key, mqtt.password, ca.crt and devices/ in {etc} (owned by {args.user}, mode 0600), then\n"
+        f"next: put gateway.key, mqtt.password, ca.crt, ledger.token and devices/ in {etc}\n"
+        f"  (owned by {args.user}, mode 0600), then\n"
         f"  useradd --system --no-create-home {args.user}; systemctl daemon-reload; systemctl enable --now {UNIT_NAME}"
     )
     return 0

@@ -28,14 +28,26 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class LedgerConfig:
-    endpoints: tuple[str, ...] = ()
-    token_file: Path | None = None
+    api_urls: tuple[str, ...] = ()  # the nodes' HTTP APIs: endorse on f+1, submit, learn the outcome
+    token_file: Path | None = None  # the API's bearer token, mode 0600
+    http_timeout_s: float = 10.0
     commit_timeout_s: float = 20.0
     retry_max_s: float = 10.0
     submit_batch: int = 500
 
     def token(self) -> str | None:
-        return self.token_file.read_text().strip() if self.token_file else None
+        """The first line of the token file, which must be 0600: a token is a write credential."""
+        if self.token_file is None:
+            return None
+        try:
+            mode, lines = self.token_file.stat().st_mode, self.token_file.read_text().split()
+        except OSError as exc:
+            raise ConfigError(f"[ledger] token_file: {exc}") from None
+        if mode & 0o077:
+            raise ConfigError(f"{self.token_file} must not be readable by group or others (chmod 600)")
+        if not lines:
+            raise ConfigError(f"{self.token_file} holds no token")
+        return lines[0]
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,8 @@ def _section(raw: dict, name: str, cls: type, base: Path, paths: tuple[str, ...]
     for key in paths:
         if values.get(key):
             values[key] = _path(values[key], base, f"[{name}] {key}")
-    if "endpoints" in values:
-        values["endpoints"] = tuple(values["endpoints"])
+    if "api_urls" in values:
+        values["api_urls"] = tuple(values["api_urls"])
     return cls(**values)
 
 
@@ -98,6 +110,8 @@ def load_config(path: Path) -> GatewayConfig:
         unknown = set(gw) - set(GatewayConfig.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"[gateway] has unknown keys {sorted(unknown)}")
+        if not ledger.api_urls:
+            raise ConfigError(f"[ledger] api_urls is empty in {path}: name the ledger nodes' API URLs")
         return GatewayConfig(mqtt=mqtt, ledger=ledger, **gw)
     except KeyError as exc:
         raise ConfigError(f"missing {exc} in {path}") from None

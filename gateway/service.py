@@ -23,7 +23,7 @@ from edgeprov.pathhop import load_key, sign_hop
 from gateway.config import GatewayConfig
 from gateway.devices import load_devices
 from gateway.health import HealthServer
-from gateway.ledger_link import Commit, LedgerLink, NodeLink, transaction_id
+from gateway.ledger_link import Commit, LedgerLink, make_link, transaction_id
 from gateway.metrics import Metrics
 from gateway.refusal import Duplicate, Refused
 from gateway.relay import Submitter
@@ -49,7 +49,7 @@ class Gateway:
         if key_gateway != config.gateway_id:
             raise ValueError(f"{config.key_file} is the key of gateway {key_gateway!r}, not {config.gateway_id!r}")
         self.devices = load_devices(config.devices_dir, config.gateway_id, config.allow_test_system)
-        self.link = link or NodeLink(config.ledger.endpoints)
+        self.link = link or make_link(config.ledger)
         self.signer = GatewaySigner(config.nonce_window, config.check_device_shares)
         self.verifier = (
             Verifier(config.verify_workers, config.allow_test_system) if config.verify_before_relay else None

@@ -11,15 +11,29 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from ledger_node.block import Block, tx_id
+from ledger_node.block import Block
 
 
 class StateView(Protocol):
     """Read access to world state as of the previous block."""
 
     def get_state(self, key: bytes) -> bytes | None: ...
+
+
+@runtime_checkable
+class BatchStateView(StateView, Protocol):
+    """Optional extension: many point reads in one call (the node's store answers with one query)."""
+
+    def get_states(self, keys: list[bytes]) -> dict[bytes, bytes]: ...
+
+
+def get_states(state: StateView, keys: list[bytes]) -> dict[bytes, bytes]:
+    """The present keys among `keys` with their values, batched when the view supports it."""
+    if isinstance(state, BatchStateView):
+        return state.get_states(keys)
+    return {key: value for key in keys if (value := state.get_state(key)) is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +72,12 @@ class TxLogApp(Application):
     def apply_block(self, block: Block, state: StateView) -> AppliedBlock:
         results: list[TxResult] = []
         writes: dict[bytes, bytes] = {}
-        for tx in block.txs:
-            key = self.PREFIX + tx_id(tx)
+        keys = [self.PREFIX + txid for txid in block.tx_ids]
+        recorded = get_states(state, keys)
+        for tx, key in zip(block.txs, keys, strict=True):
             if self._accept is not None and not self._accept(tx):
                 results.append(TxResult(False, "rejected"))
-            elif key in writes or state.get_state(key) is not None:
+            elif key in writes or key in recorded:
                 results.append(TxResult(False, "duplicate"))
             else:
                 writes[key] = block.height.to_bytes(8, "big")

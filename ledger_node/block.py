@@ -98,11 +98,20 @@ class Block:
     header: BlockHeader
     txs: tuple[bytes, ...]
     hash: bytes = field(init=False, compare=False)
+    _tx_ids: tuple[bytes, ...] | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         w = Writer().fixed(BLOCK_TAG)
         self.header.encode(w)
         object.__setattr__(self, "hash", sha256(w.raw()))
+        object.__setattr__(self, "_tx_ids", None)
+
+    @property
+    def tx_ids(self) -> tuple[bytes, ...]:
+        """tx_id of every transaction, hashed once per block (replica, store and acks all need them)."""
+        if self._tx_ids is None:
+            object.__setattr__(self, "_tx_ids", tuple(map(tx_id, self.txs)))
+        return self._tx_ids
 
     @property
     def height(self) -> int:

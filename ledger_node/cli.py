@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--dir", type=Path, default=Path("cluster"))
     init.add_argument("--base-port", type=int, default=7400)
     init.add_argument("--batch-size", type=int, default=1000)
+    _contract_flags(init)
     init.set_defaults(func=_init_cluster)
 
     run = sub.add_parser("run", help="run one node from its TOML config")
@@ -31,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--nodes", type=int, default=4)
     up.add_argument("--dir", type=Path, default=Path("cluster"))
     up.add_argument("--base-port", type=int, default=7400)
+    up.add_argument("--batch-size", type=int, default=1000)
+    _contract_flags(up)
     up.set_defaults(func=_up)
 
     sim = sub.add_parser("sim", help="seeded fault simulation; exits 1 on any violation")
@@ -42,11 +45,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.set_defaults(func=_sim)
 
 
-def _init_cluster(args: argparse.Namespace) -> int:
-    from ledger_node.config import init_cluster
+def _contract_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--aa-dir", "--authority-dir", dest="aa_dir", type=Path,
+                        help="run the contracts and the HTTP API, trusting this authority (its authority.json); "
+                        "without it the nodes order raw transactions (TxLogApp)")  # fmt: skip
+    parser.add_argument("--api-clients", default="gateway,tools", help="one writer token file per client name")
+    parser.add_argument("--endorsement-quorum", type=int, default=0, help="0: f + 1")
+    parser.add_argument("--skew-ms", type=int, default=5_000, help="how far a reading may lie in the future")
 
-    for path in init_cluster(args.dir, args.nodes, base_port=args.base_port, batch_size=args.batch_size):
-        print(f"wrote {path}")
+
+def _write_cluster(args: argparse.Namespace) -> list[Path]:
+    from ledger_node.config import ContractOptions, init_cluster
+
+    contracts = None
+    if args.aa_dir is not None:
+        clients = tuple(c for c in args.api_clients.split(",") if c)
+        contracts = ContractOptions(args.aa_dir, clients, args.endorsement_quorum, args.skew_ms)
+    return init_cluster(args.dir, args.nodes, base_port=args.base_port, batch_size=args.batch_size,
+                        contracts=contracts)  # fmt: skip
+
+
+def _init_cluster(args: argparse.Namespace) -> int:
+    from ledger_node.config import API_TOKENS_FILE, NODES_FILE, TOKENS_DIR, load_config
+
+    paths = _write_cluster(args)
+    for path in paths:
+        config = load_config(path)
+        api = f", API http://{config.api_listen}" if config.api_listen else ""
+        print(f"wrote {path}{api}")
+    print(f"public node keys (edgeprov verify --nodes): {args.dir / NODES_FILE}")
+    if args.aa_dir is not None:
+        print(f"API writer tokens: {args.dir / TOKENS_DIR}/<client>.token (nodes accept {args.dir / API_TOKENS_FILE})")
     return 0
 
 
@@ -57,7 +86,16 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     setup_logging(config.node_id, config.log_level)
-    asyncio.run(run_node(config))
+    profile_dir = os.environ.get("EDGEPROV_PROFILE")  # benchmarks: where time goes, per node
+    if not profile_dir:
+        asyncio.run(run_node(config))
+        return 0
+    import cProfile
+
+    with cProfile.Profile() as profile:
+        asyncio.run(run_node(config))
+    Path(profile_dir).mkdir(parents=True, exist_ok=True)
+    profile.dump_stats(Path(profile_dir) / f"node{config.node_id}.prof")
     return 0
 
 
@@ -79,11 +117,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from ledger_node.config import init_cluster
-
-    configs = sorted(args.dir.glob("node*.toml")) or init_cluster(args.dir, args.nodes, base_port=args.base_port)
+    configs = sorted(args.dir.glob("node*.toml")) or _write_cluster(args)
     procs = [subprocess.Popen(node_command(path), env=os.environ.copy()) for path in configs]
-    print(f"{len(procs)} nodes running from {args.dir}; Ctrl-C stops them")
+    from ledger_node.config import CREDENTIALS_FILE
+
+    print(f"{len(procs)} nodes running from {args.dir}; client credentials in {args.dir / CREDENTIALS_FILE}")
+    print("Ctrl-C stops them")
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)

@@ -2,8 +2,8 @@
 
 All replica calls happen in one task (the inbox loop), so effects are applied in the order the
 replica emitted them: a vote is sent only after its safety state is on disk. Delivered blocks are
-applied by the Application at once and written by a separate flusher task, one SQLite transaction
-per block; clients are told a transaction committed only after its block is durable.
+applied by the Application at once and written by a separate flusher task (consecutive blocks per
+SQLite transaction); clients are told a transaction committed only after its block is durable.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 
 from ledger_node import client as proto
@@ -42,6 +42,32 @@ log = logging.getLogger("edgeprov.ledger")
 INBOX_LIMIT = 20_000
 
 
+class Inbox:
+    """The replica's event queue, with consensus messages and timers ahead of transaction traffic.
+
+    Client submits and transaction gossip wait behind proposals, votes and timeouts: a vote stuck
+    behind megabytes of transactions would stretch every round (issue 3). Events keep their order
+    within each class.
+    """
+
+    def __init__(self) -> None:
+        self._consensus: deque[tuple] = deque()
+        self._bulk: deque[tuple] = deque()
+        self._ready = asyncio.Semaphore(0)
+
+    def put_nowait(self, event: tuple) -> None:
+        bulk = event[0] == "submit" or (event[0] == "frame" and m.is_tx_batch(event[2]))
+        (self._bulk if bulk else self._consensus).append(event)
+        self._ready.release()
+
+    async def get(self) -> tuple:
+        await self._ready.acquire()
+        return self._consensus.popleft() if self._consensus else self._bulk.popleft()
+
+    def qsize(self) -> int:
+        return len(self._consensus) + len(self._bulk)
+
+
 class LedgerNode:
     def __init__(self, config: NodeConfig, app: Application | None = None) -> None:
         self.config = config
@@ -49,12 +75,15 @@ class LedgerNode:
         self.api = None
         self.store = SqliteBlockStore(config.data_dir / "ledger.sqlite3")
         self.metrics = NodeMetrics()
-        self._inbox: asyncio.Queue[tuple] = asyncio.Queue()
+        self._inbox = Inbox()
         self._flush_wanted = asyncio.Event()
         self._waiters: dict[bytes, list[asyncio.StreamWriter]] = {}
         self._reported: Counter[str] = Counter()
         self._tasks: list[asyncio.Task] = []
         self._client_server: asyncio.Server | None = None
+        secrets = proto.load_credentials(config.client_credentials) if config.client_credentials else {}
+        self._client_auth = proto.ClientAuthenticator(secrets)
+        self.client_drops: Counter[str] = Counter()
         self.replica: Replica | None = None
         self.transport: Transport | None = None
         self.stopped = asyncio.Event()
@@ -177,12 +206,13 @@ class LedgerNode:
         block = item.block
         self.metrics.height.set(block.height)
         self.metrics.commit_latency.observe(max(0.0, time.time() - block.header.timestamp_ms / 1000))
+        if self.api is not None:
+            self.api.on_durable(block.tx_ids)
         valid = sum(r.valid for r in item.applied.results)
         self.metrics.committed_txs.labels("true").inc(valid)
         self.metrics.committed_txs.labels("false").inc(len(block.txs) - valid)
         acks: dict[asyncio.StreamWriter, list[tuple[bytes, int, bool]]] = {}
-        for tx, result in zip(block.txs, item.applied.results, strict=True):
-            key = tx_id(tx)
+        for key, result in zip(block.tx_ids, item.applied.results, strict=True):
             for writer in self._waiters.pop(key, ()):
                 acks.setdefault(writer, []).append((key, block.height, result.valid))
         for writer, entries in acks.items():
@@ -192,10 +222,24 @@ class LedgerNode:
     # --------------------------------------------------------------- clients
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        challenge = self._client_auth.challenge()
+        writer.write(frame(bytes([proto.CHALLENGE]) + challenge))
+        authenticated = False
         try:
             while True:
                 body = await read_frame(reader)
-                if body[:1] == bytes([proto.SUBMIT]):
+                if body[:1] == bytes([proto.AUTH]) and not authenticated:
+                    authenticated = self._client_auth.verify(challenge, body[1:]) is not None
+                    if not authenticated:
+                        self.client_drops["client_bad_auth"] += 1
+                        writer.write(frame(bytes([proto.REJECTED]) + b"bad credentials"))
+                        await writer.drain()
+                        return
+                    writer.write(frame(bytes([proto.AUTH_OK])))
+                elif not authenticated:
+                    self.client_drops["client_unauthenticated"] += 1
+                    writer.write(frame(bytes([proto.REJECTED]) + b"authenticate first"))
+                elif body[:1] == bytes([proto.SUBMIT]):
                     self._client_submit(proto.decode_submit(body[1:]), writer)
                 elif body[:1] == bytes([proto.STATUS]):
                     status = bytes([proto.STATUS_REPLY]) + self.store.durable_height.to_bytes(8, "big")
@@ -208,9 +252,10 @@ class LedgerNode:
 
     def _client_submit(self, txs: tuple[bytes, ...], writer: asyncio.StreamWriter) -> None:
         fresh, done = [], []
-        for tx in txs:
-            key = tx_id(tx)
-            known = self.store.committed_tx(key)
+        keys = [tx_id(tx) for tx in txs]
+        committed = self.store.committed_txs(keys)
+        for tx, key in zip(txs, keys, strict=True):
+            known = committed.get(key)
             if known is not None:
                 done.append((key, *known))
             else:
@@ -231,7 +276,7 @@ class LedgerNode:
             self.metrics.inbox.set(self._inbox.qsize())
             for peer, queue in self.transport.queues.items():
                 self.metrics.peer_queue.labels(str(peer)).set(queue.qsize())
-            drops = self.replica.drops + self.transport.drops
+            drops = self.replica.drops + self.transport.drops + self.client_drops
             for reason, count in drops.items():
                 self.metrics.drops.labels(reason).inc(count - self._reported[reason])
             self._reported = Counter(drops)

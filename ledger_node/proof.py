@@ -41,13 +41,23 @@ from ledger_node.block import (
     verify_merkle_proof,
 )
 from ledger_node.blockstore import SqliteBlockStore
-from ledger_node.contracts import ContractError, readings, registry
-from ledger_node.endorsement.proposal import ProposalError, decode_transaction
+from ledger_node.contracts import ContractError, readings, registry, storage
+from ledger_node.endorsement.proposal import (
+    BATCH_CONTRACT,
+    BATCH_FN,
+    MAX_ITEMS,
+    ProposalError,
+    batch_items,
+    decode_transaction,
+)
+from ledger_node.endorsement.validator import status_key
+from ledger_node.state import get
 
 FORMAT = "edgeprov-proof-bundle"
 VERSION = 1
 NODES_FORMAT = "edgeprov-nodes"
 RESULT_TAG = b"edgeprov/tx-result/v1"
+ITEM_RESULT_TAG = b"edgeprov/tx-item-result/v1"
 MAX_PATH = 64
 MAX_REASON = 256
 
@@ -98,10 +108,16 @@ class NodeSet:
         return cls(d.str("chain_id"), tuple(_hex(k, f"nodes.public_keys[{i}]", 32) for i, k in enumerate(keys)))
 
 
-def result_message(chain_id: str, block_hash: bytes, index: int, txid: bytes, valid: bool, reason: str) -> bytes:
-    """What a node signs to attest a transaction's validation result (PROOFS.md "result")."""
+def result_message(chain_id: str, block_hash: bytes, index: int, txid: bytes, valid: bool, reason: str,
+                   item: int | None = None) -> bytes:  # fmt: skip
+    """What a node signs to attest a transaction's validation result, or with `item` the result of
+    one reading of a reading batch transaction (PROOFS.md "result")."""
     chain, why = chain_id.encode(), reason.encode()
-    head = RESULT_TAG + struct.pack(">H", len(chain)) + chain + block_hash + struct.pack(">I", index) + txid
+    if item is None:
+        tag, where = RESULT_TAG, struct.pack(">I", index)
+    else:
+        tag, where = ITEM_RESULT_TAG, struct.pack(">II", index, item)
+    head = tag + struct.pack(">H", len(chain)) + chain + block_hash + where + txid
     return head + struct.pack(">BH", int(valid), len(why)) + why
 
 
@@ -127,6 +143,11 @@ class Inclusion:
     cert_aux: bytes
     cert_sigs: tuple[tuple[int, bytes], ...]
     result: TxResult
+    item: int | None = None  # a reading of a reading batch: its position; `result` is that reading's
+
+    def result_message(self, chain_id: str) -> bytes:
+        res = self.result
+        return result_message(chain_id, self.block_hash, self.index, tx_id(self.tx), res.valid, res.reason, self.item)
 
 
 @dataclass(frozen=True)
@@ -148,9 +169,8 @@ def inclusion(block: Block, cert_aux: bytes, cert_sigs: tuple, index: int, valid
 def attest(inc: Inclusion, chain_id: str, signer: Signer) -> Inclusion:
     """Add `signer`'s attestation of the result; a node does this only for its own stored result."""
     res = inc.result
-    message = result_message(chain_id, inc.block_hash, inc.index, tx_id(inc.tx), res.valid, res.reason)
     others = tuple(a for a in res.attestations if a[0] != signer.node_id)
-    mine = (*others, (signer.node_id, signer.sign(message)))
+    mine = (*others, (signer.node_id, signer.sign(inc.result_message(chain_id))))
     return replace(inc, result=replace(res, attestations=tuple(sorted(mine))))
 
 
@@ -170,7 +190,7 @@ def merge_attestations(bundles: Iterable[dict]) -> dict:
         raise BundleError("no bundles to merge")
 
     def claim(inc: Inclusion) -> tuple:
-        return inc.tx, inc.header, inc.result.valid, inc.result.reason
+        return inc.tx, inc.header, inc.item, inc.result.valid, inc.result.reason
 
     first = parsed[0]
     if any([claim(i) for i in _parts(p)] != [claim(i) for i in _parts(first)] for p in parsed[1:]):
@@ -191,7 +211,8 @@ def _b64(data: bytes) -> str:
 
 def _inclusion_json(inc: Inclusion) -> dict[str, Any]:
     h = inc.header
-    return {
+    item = {} if inc.item is None else {"item": inc.item}
+    return item | {
         "tx": _b64(inc.tx),
         "txid": tx_id(inc.tx).hex(),
         "index": inc.index,
@@ -323,6 +344,7 @@ def _inclusion_from_json(d: _Doc) -> Inclusion:
         cert.hex("aux", HASH_SIZE),
         _signatures(cert.list("sigs", 0, MAX_SIGNERS), f"{d.where}.cert.sigs"),
         result,
+        d.int("item", 0, MAX_ITEMS - 1) if "item" in d.doc else None,
     )
 
 
@@ -381,11 +403,17 @@ def registration_of(tx: bytes, aa: AuthorityKeys, action: str) -> Registration:
     return reg
 
 
-def reading_of(tx: bytes) -> readings.Reading:
-    """The Data Transfer reading, decoded and range-checked by the contract's own parser."""
+def reading_of(tx: bytes, item: int | None = None) -> readings.Reading:
+    """The Data Transfer reading (item `item` of a reading batch), decoded and range-checked by the
+    contract's own parser."""
     try:
-        return readings.parse(_call(tx, readings.NAME, "submit"))
-    except ContractError as exc:
+        if item is None:
+            return readings.parse(_call(tx, readings.NAME, "submit"))
+        items = batch_items({"args": _call(tx, BATCH_CONTRACT, BATCH_FN)})
+        if item >= len(items):
+            raise BundleError(f"the batch has {len(items)} readings, no item {item}")
+        return readings.parse(items[item][0])
+    except (ContractError, ProposalError) as exc:
         raise BundleError(f"reading: {exc.message}") from None
 
 
@@ -434,7 +462,7 @@ def _result(inc: Inclusion, nodes: NodeSet) -> str | None:
     signers = [node for node, _ in res.attestations]
     if len(set(signers)) != len(signers):
         return "duplicate result attestation"
-    message = result_message(nodes.chain_id, inc.block_hash, inc.index, tx_id(inc.tx), res.valid, res.reason)
+    message = inc.result_message(nodes.chain_id)
     verifier = nodes.verifier()
     bad = [node for node, sig in res.attestations if not verifier.verify(node, message, sig)]
     if bad:
@@ -445,7 +473,7 @@ def _result(inc: Inclusion, nodes: NodeSet) -> str | None:
 
 
 def _inclusion_checks(part: str, inc: Inclusion, nodes: NodeSet) -> list[Check]:
-    height = f"block {inc.header.height}, tx {inc.index}"
+    height = f"block {inc.header.height}, tx {inc.index}" + ("" if inc.item is None else f", reading {inc.item}")
     header_ok = Block(inc.header, ()).hash == inc.block_hash
     merkle_ok = verify_merkle_proof(inc.tx, list(inc.path), inc.header.merkle_root)
     cert_why = _certificate(inc, nodes) if header_ok else "skipped: the header hash is wrong"
@@ -539,7 +567,7 @@ def _hops_check(bundle: ProofBundle, reading: readings.Reading, keys: dict, aa: 
 
 def _reading_checks(bundle: ProofBundle, reg: Registration, aa: AuthorityKeys, trusted: NodeSet) -> list[Check]:
     try:
-        reading = reading_of(bundle.record.tx)
+        reading = reading_of(bundle.record.tx, bundle.record.item)
     except BundleError as exc:
         return [Check("record.reading", False, str(exc))]
     record = reading.record
@@ -578,13 +606,17 @@ def verify_bundle(bundle: ProofBundle, trusted: NodeSet, aa: AuthorityKeys) -> l
 # ---- building bundles from a node's store ------------------------------------------------------
 
 
-async def stored_inclusion(store: SqliteBlockStore, txid: bytes) -> Inclusion:
-    """The inclusion proof of a durably committed transaction; LookupError if it is not committed."""
+async def stored_inclusion(store: SqliteBlockStore, txid: bytes, item: int | None = None) -> Inclusion:
+    """The inclusion proof of a durably committed transaction, or of reading `item` of a committed
+    reading batch (its result: valid, as `t|<item id>` naming this transaction says); LookupError if
+    it is not committed."""
     where = store.tx_location(txid)
     if where is None:
         raise LookupError(f"transaction {txid.hex()} is not committed")
     height, index, valid, reason = where
     [(block, cert)] = await store.read_blocks(height, 1)
+    if item is not None:
+        return replace(inclusion(block, cert.aux, cert.sigs, index, True, ""), item=item)
     return inclusion(block, cert.aux, cert.sigs, index, valid, reason)
 
 
@@ -596,6 +628,7 @@ async def build_proof_bundle(
     gateway_txids: tuple[bytes, ...] = (),
     signer: Signer | None = None,
     credential: bytes | None = None,
+    item: int | None = None,
 ) -> dict[str, Any]:
     """The JSON proof bundle of reading `txid` (block-store ids: SHA-256 of the transaction bytes).
 
@@ -603,9 +636,64 @@ async def build_proof_bundle(
     `gateway_txids` the registrations of the gateways on its path (optional: without them the
     verifier cannot check path hops). `signer` (the serving node's key) attests every result;
     `merge_attestations` combines bundles from f+1 nodes. `credential` is needed when the reading
-    carries a compact signature.
+    carries a compact signature; `item` its position when `txid` is a reading batch.
     """
-    parts = [await stored_inclusion(store, t) for t in (txid, registration_txid, *gateway_txids)]
+    parts = [await stored_inclusion(store, txid, item)]
+    parts += [await stored_inclusion(store, t) for t in (registration_txid, *gateway_txids)]
     if signer is not None:
         parts = [attest(p, nodes.chain_id, signer) for p in parts]
     return bundle_to_json(_with_parts(ProofBundle(nodes, parts[0], parts[1], credential=credential), parts))
+
+
+class NotProvable(LookupError):
+    """The record exists but is not a reading whose transactions can be proven (or not yet durable)."""
+
+
+def _committed(store: SqliteBlockStore, proposal_id: str) -> dict:
+    found = get(store, status_key(proposal_id))
+    if found is None:
+        raise NotProvable(f"proposal {proposal_id} has no committed transaction")
+    return found.value
+
+
+def _committed_txid(store: SqliteBlockStore, proposal_id: str) -> bytes:
+    return bytes.fromhex(_committed(store, proposal_id)["tx"])
+
+
+def _entry_txid(store: SqliteBlockStore, state_key: str, what: str) -> bytes:
+    found = get(store, state_key)
+    if found is None or "proposal" not in found.value:
+        raise NotProvable(f"{what} has no registration transaction on this ledger")
+    return _committed_txid(store, found.value["proposal"])
+
+
+async def record_bundle(store: SqliteBlockStore, nodes: NodeSet, record_id: str, signer: Signer) -> dict[str, Any]:
+    """The proof bundle of a committed reading, found from its record id through world state:
+    `rec|` names the reading's proposal, `dep|<device>|<epoch>` and `gw|<gateway>` name their
+    registrations' proposals, and `t|<proposal>` gives each committed transaction's id.
+
+    LookupError when the record does not exist; NotProvable when it is not a reading or a part
+    is not durably committed yet. A registration superseded since (revoked, gateway re-keyed) is
+    served as it stands now, which the verifier will reject (PROOFS.md "What a bundle does not prove").
+    """
+    found = get(store, storage.record_key(record_id))
+    if found is None:
+        raise LookupError(f"record {record_id} not found")
+    rec = found.value
+    if rec.get("kind") != "reading":
+        raise NotProvable(f"record {record_id} is not a reading; proof bundles cover Data Transfer readings")
+    registration = _entry_txid(store, registry.epoch_key(rec["device"], rec["epoch"]), f"device {rec['device']}")
+    gateways = tuple(dict.fromkeys(h["gateway"] for h in rec["hops"]))
+    gateway_txids = tuple(_entry_txid(store, registry.gateway_key(g), f"gateway {g}") for g in gateways)
+    sig = Signature.decode(bytes.fromhex(rec["signature"]))
+    credential = None
+    if sig.is_compact:
+        pd = bytes.fromhex(rec["pd"])
+        cred = get(store, readings.stored_credential_key(sig.cred_id, rec["device"], rec["epoch"], pd))
+        credential = bytes.fromhex(cred.value["credential"]) if cred else None
+    committed = _committed(store, rec["proposal"])
+    txid, item = bytes.fromhex(committed["tx"]), committed.get("item")
+    try:
+        return await build_proof_bundle(store, nodes, txid, registration, gateway_txids, signer, credential, item)
+    except LookupError as exc:
+        raise NotProvable(str(exc)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -39,7 +40,10 @@ class Broker:
     def __init__(self, workdir: Path, port: int, config: str) -> None:
         self.host, self.port, self.workdir = "127.0.0.1", port, workdir
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {port} 127.0.0.1\n{config or 'allow_anonymous true'}\n")
+        # As root, mosquitto would drop to its own user, which cannot write under pytest's 0700 tmp dirs.
+        has_user = any(line.startswith("user ") for line in (config or "").splitlines())
+        user = "user root\n" if os.geteuid() == 0 and not has_user else ""
+        self.conf.write_text(f"{user}listener {port} 127.0.0.1\n{config or 'allow_anonymous true'}\n")
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen | None = None
 

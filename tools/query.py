@@ -5,6 +5,7 @@ edgeprov query lineage dp4/main/1 --direction backward --depth 10
 edgeprov query history air1 --trace location
 edgeprov query completeness dev-042 [--epoch 2]
 edgeprov query datapoint vacc1 | device dev-042 | tx <proposal id> | block 12 | verifications <record>
+edgeprov query --node URL0,URL1,URL2,URL3 proof dev-042@1#7 --out bundle.json   (f+1 attestations merged)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ledger_node.api.client import ApiError, LedgerApi
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("query", help="query a ledger node's API (records, lineage, completeness, ...)")
-    parser.add_argument("--node", default="http://127.0.0.1:7700", help="node API base URL")
+    parser.add_argument("--node", default="http://127.0.0.1:7700", help="node API base URL(s), comma-separated")
     parser.add_argument("--json", action="store_true", help="print the raw JSON answer")
     sub = parser.add_subparsers(dest="query_command", required=True)
     for name, arg, help_text in (
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dp")
     p.add_argument("--trace", default="main")
     p.add_argument("--limit", type=int, default=100)
+    p = sub.add_parser("proof", help="a reading's proof bundle, attested by f+1 of the --node list")
+    p.add_argument("id")
+    p.add_argument("--out", type=Path, required=True, help="write the bundle here (for `edgeprov verify`)")
     p = sub.add_parser("completeness", help="counter ranges present for a device and the gaps")
     p.add_argument("device")
     p.add_argument("--epoch", type=int)
@@ -52,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 async def fetch(args: argparse.Namespace) -> object:
-    async with LedgerApi([args.node.rstrip("/")]) as api:
+    async with LedgerApi([u.strip().rstrip("/") for u in args.node.split(",")]) as api:
         match args.query_command:
             case "record":
                 return await api.record(args.id)
@@ -74,6 +78,8 @@ async def fetch(args: argparse.Namespace) -> object:
                 return await api.history(args.dp, args.trace, args.limit)
             case "completeness":
                 return await api.completeness(args.device, args.epoch)
+            case "proof":
+                return await api.proof_bundle(args.id)
     raise ValueError(args.query_command)
 
 
@@ -93,6 +99,9 @@ def human(command: str, answer: object) -> str:
     if command == "history":
         rows = [f"  {r['id']}  {json.dumps(r.get('context', r.get('values')))}" for r in answer["records"]]
         return "\n".join([f"{answer['dp']} trace {answer['trace']}: {len(rows)} records", *rows])
+    if command == "proof":
+        attested = len(answer["record"]["result"]["attestations"])
+        return f"proof bundle of block {answer['record']['header']['height']}, {attested} result attestations"
     if command == "tx":
         where = f" at height {answer['height']} index {answer['index']}" if answer.get("height") else ""
         return f"{answer['proposal_id']}: {answer['status']}{where} {answer.get('reason', '')}".rstrip()
@@ -113,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(answer, indent=2, sort_keys=True) if args.json else human(args.query_command, answer))
     if args.query_command == "lineage":
         _export_lineage(answer, args.prov, args.svg)
+    if args.query_command == "proof":
+        args.out.write_text(json.dumps(answer, indent=2) + "\n")
+        print(f"wrote {args.out}")
     return 0
 
 

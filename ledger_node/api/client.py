@@ -4,19 +4,42 @@
 every node to endorse, keep the endorsements that agree on one read/write set and response,
 submit once `quorum` distinct nodes agree (f + 1 unless the node says otherwise), then wait for
 the commit and report "committed", or "invalid" / "rejected" with the reason code.
+
+`submit_readings` is the fast path for Data Transfer readings: it packs them into
+readings.submit_batch proposals (proposal.py; as many as fit a transaction), asks f + 1 nodes to
+endorse them all in one request (the others only for batches those could not agree on), submits,
+and answers one Outcome per reading under the reading's own id (`proposal.item_id`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger_node.endorsement.proposal import Proposal, Transaction, make_proposal, result_digest
+from ledger_node.api import PROOF_PATH
+from ledger_node.block import MAX_TX_BYTES
+from ledger_node.endorsement.proposal import (
+    MAX_ITEMS,
+    Proposal,
+    Transaction,
+    item_id,
+    make_batch_proposal,
+    make_proposal,
+    result_digest,
+)
+from ledger_node.state import canonical
+
+# An endorsed reading is about 2.7x its args (the record it writes repeats them, plus read set and
+# ids): args of up to a quarter of a transaction keep the endorsed batch inside MAX_TX_BYTES.
+BATCH_ARGS_BYTES = MAX_TX_BYTES // 4
+NO_QUORUM = "NO_ENDORSEMENT_QUORUM"
 
 
 class ApiError(Exception):
@@ -30,7 +53,7 @@ class ApiError(Exception):
 @dataclass
 class Outcome:
     proposal_id: str
-    status: str  # committed | invalid | rejected | timeout
+    status: str  # committed | invalid | rejected | timeout | submitted (submit_readings with wait_ms=0)
     reason: str = ""
     response: dict = field(default_factory=dict)
     height: int | None = None
@@ -47,6 +70,7 @@ class LedgerApi:
         self.urls = urls
         self.http = httpx.AsyncClient(headers=headers, timeout=timeout_s)
         self._quorum: int | None = None
+        self._rotation = 0
 
     async def __aenter__(self) -> LedgerApi:
         return self
@@ -105,6 +129,36 @@ class LedgerApi:
     async def tx_status(self, proposal_id: str, wait_ms: int = 0, node: int = 0) -> dict:
         return await self.get(f"/v1/tx/{proposal_id}", node, wait_ms=wait_ms)
 
+    async def tx_wait(self, proposal_ids: list[str], wait_ms: int = 0, node: int = 0) -> list[dict]:
+        """Many statuses in one request, each waited for up to wait_ms (commit-driven, no polling)."""
+        body = {"proposal_ids": proposal_ids, "wait_ms": wait_ms}
+        return (await self._call("POST", self.urls[node] + "/v1/tx/wait", json=body))["statuses"]
+
+    async def proof(self, record_id: str, node: int = 0) -> dict:
+        """One node's proof bundle of a reading, with that node's result attestations only."""
+        return await self.get(PROOF_PATH, node, record=record_id)
+
+    async def proof_bundle(self, record_id: str) -> dict:
+        """A bundle `edgeprov verify` accepts: fetched from every node, the bundles that agree with the
+        most others merged (proof.merge_attestations) once f+1 nodes attest the same result."""
+        from ledger_node.proof import merge_attestations  # crypto imports only for auditors
+
+        answers = await asyncio.gather(*(self.proof(record_id, i) for i in range(len(self.urls))),
+                                       return_exceptions=True)  # fmt: skip
+        bundles = [a for a in answers if isinstance(a, dict)]
+        groups: dict[str, list[dict]] = defaultdict(list)
+        for bundle in bundles:
+            groups[json.dumps([bundle["record"]["tx"], bundle["record"]["block_hash"], bundle["record"]["result"]
+                               ["valid"], bundle["registration"]["tx"]])].append(bundle)  # fmt: skip
+        best = max(groups.values(), key=len, default=[])
+        needed = (len(self.urls) - 1) // 3 + 1
+        if len(best) < needed:
+            errors = [a for a in answers if isinstance(a, BaseException)]
+            if errors and isinstance(errors[0], ApiError) and not best:
+                raise errors[0]
+            raise ApiError(502, f"{len(best)} nodes agree on a bundle for {record_id}; {needed} needed")
+        return merge_attestations(best)
+
     # ------------------------------------------------------------------- writes
 
     async def quorum(self) -> int:
@@ -117,29 +171,94 @@ class LedgerApi:
         return (await self._call("POST", self.urls[node] + "/v1/endorse", json=body))["results"]
 
     async def submit(self, txs: list[Transaction], node: int = 0) -> list[dict]:
-        body = {"transactions": [_tx_json(t) for t in txs]}
-        return (await self._call("POST", self.urls[node] + "/v1/submit", json=body))["accepted"]
+        body = b'{"transactions":[' + b",".join(t.encode() for t in txs) + b"]}"  # already canonical JSON
+        headers = {"Content-Type": "application/json"}
+        return (await self._call("POST", self.urls[node] + "/v1/submit", content=body, headers=headers))["accepted"]
 
-    async def collect(self, proposals: list[Proposal]) -> list[Transaction | Outcome]:
-        """Endorse on every node; per proposal an endorsed transaction, or the refusal as an Outcome."""
+    async def _answers(self, proposals: list[Proposal], asked: list[int]) -> tuple[list[list[dict]], list[str]]:
+        """Per proposal, the endorsement results of the nodes in `asked` that answered; and the errors."""
+        answers = await asyncio.gather(*(self.endorse(proposals, i) for i in asked), return_exceptions=True)
+        errors = [f"node {i}: {a!r}" for i, a in zip(asked, answers, strict=True) if isinstance(a, BaseException)]
+        return [[a[k] for a in answers if isinstance(a, list)] for k in range(len(proposals))], errors
+
+    async def collect(
+        self, proposals: list[Proposal], endorsers: list[int] | None = None
+    ) -> list[Transaction | Outcome]:
+        """Endorse on `endorsers` (every node by default); per proposal an endorsed transaction, or the
+        refusal as an Outcome."""
         quorum = await self.quorum()
-        answers = await asyncio.gather(*(self.endorse(proposals, i) for i in range(len(self.urls))),
-                                       return_exceptions=True)  # fmt: skip
-        errors = [f"node {i}: {a!r}" for i, a in enumerate(answers) if isinstance(a, BaseException)]
-        out: list[Transaction | Outcome] = []
-        for k, proposal in enumerate(proposals):
-            results = [a[k] for a in answers if isinstance(a, list)]
-            out.append(_agree(proposal, results, quorum, errors))
+        asked = list(range(len(self.urls))) if endorsers is None else endorsers
+        results, errors = await self._answers(proposals, asked)
+        return [_agree(p, r, quorum, errors) for p, r in zip(proposals, results, strict=True)]
+
+    async def collect_quorum(self, proposals: list[Proposal]) -> list[Transaction | Outcome]:
+        """Endorse on f + 1 nodes (rotating), then on the others only the proposals those did not agree on."""
+        quorum, n = await self.quorum(), len(self.urls)
+        first, self._rotation = self._rotation, (self._rotation + 1) % n
+        asked = [(first + k) % n for k in range(quorum)]
+        results, errors = await self._answers(proposals, asked)
+        out = [_agree(p, r, quorum, errors) for p, r in zip(proposals, results, strict=True)]
+        retry = [k for k, o in enumerate(out) if isinstance(o, Outcome) and o.reason == NO_QUORUM]
+        others = [i for i in range(n) if i not in asked]
+        if retry and others:
+            more, more_errors = await self._answers([proposals[k] for k in retry], others)
+            for k, extra in zip(retry, more, strict=True):
+                out[k] = _agree(proposals[k], results[k] + extra, quorum, errors + more_errors)
         return out
 
-    async def endorse_and_submit_many(self, proposals: list[Proposal], wait_ms: int = 20_000) -> list[Outcome]:
-        collected = await self.collect(proposals)
+    async def submit_readings(self, txs: list[dict], nonces: list[str] | None = None, wait_ms: int = 20_000,
+                              node: int | None = None) -> list[Outcome]:  # fmt: skip
+        """Readings (readings.submit args), one Outcome each in the same order, under the id each would
+        have as a proposal of its own with that nonce (`item_id`; default nonce: SHA-256 of the
+        reading's canonical JSON, so a resubmission names the same reading). committed, invalid with
+        the ledger's reason (including the endorsers' refusal codes, e.g. BAD_SIGNATURE), rejected
+        (NO_ENDORSEMENT_QUORUM: nothing was ordered; safe to retry) or timeout; with wait_ms=0 the
+        ordered ones are "submitted" (follow them with tx_status(proposal_id))."""
+        if nonces is None:
+            nonces = [hashlib.sha256(canonical(t)).hexdigest() for t in txs]
+        items = list(zip(txs, nonces, strict=True))
+        chunks = pack_readings(items)
+        collected = await self.collect_quorum([make_batch_proposal(chunk) for chunk in chunks])
+        endorsed = [t for t in collected if isinstance(t, Transaction)]
+        if node is None:
+            node = (self._rotation - 1) % len(self.urls)  # one of the endorsers just asked
+        if endorsed:
+            await self.submit(endorsed, node)
+        ids = iter([item_id(args, nonce) for args, nonce in items])
+        spans = [(result, [next(ids) for _ in chunk]) for chunk, result in zip(chunks, collected, strict=True)]
+        waited = [pid for result, pids in spans if isinstance(result, Transaction) for pid in pids]
+        statuses = await self._statuses(waited, wait_ms, node)
+        out = []
+        for result, pids in spans:
+            for j, pid in enumerate(pids):
+                if isinstance(result, Outcome):
+                    out.append(Outcome(pid, "rejected", result.reason, result.response))
+                    continue
+                response = {k: v for k, v in result.response["items"][j].items() if k != "id"}
+                out.append(_status_outcome(pid, statuses[pid], response))
+        return out
+
+    async def _statuses(self, proposal_ids: list[str], wait_ms: int, node: int) -> dict[str, dict]:
+        if not wait_ms or not proposal_ids:
+            return {p: {"status": "submitted", "reason": "", "height": None, "index": None} for p in proposal_ids}
+        return dict(zip(proposal_ids, await self.tx_wait(proposal_ids, wait_ms, node), strict=True))
+
+    async def endorse_and_submit_many(self, proposals: list[Proposal], wait_ms: int = 20_000,
+                                      endorsers: list[int] | None = None, node: int = 0) -> list[Outcome]:  # fmt: skip
+        """Endorse (on `endorsers`, default every node), submit to `node` and wait for the commits."""
+        collected = await self.collect(proposals, endorsers)
         txs = [t for t in collected if isinstance(t, Transaction)]
         if txs:
-            await self.submit(txs)
-        waits = [self._wait(t.proposal.id, t.response, wait_ms) for t in txs]
-        done = iter(await asyncio.gather(*waits))
+            await self.submit(txs, node)
+        done = iter(await self.outcomes(txs, wait_ms, node))
         return [next(done) if isinstance(t, Transaction) else t for t in collected]
+
+    async def outcomes(self, txs: list[Transaction], wait_ms: int = 20_000, node: int = 0) -> list[Outcome]:
+        """Wait (one request) for submitted transactions to commit; one Outcome each."""
+        if not txs:
+            return []
+        statuses = await self.tx_wait([t.proposal.id for t in txs], wait_ms, node)
+        return [_outcome(t, s) for t, s in zip(txs, statuses, strict=True)]
 
     async def endorse_and_submit(self, proposal: Proposal, wait_ms: int = 20_000) -> Outcome:
         return (await self.endorse_and_submit_many([proposal], wait_ms))[0]
@@ -148,15 +267,38 @@ class LedgerApi:
         """Build, sign (when a key is given), endorse, submit and wait for one contract call."""
         return await self.endorse_and_submit(make_proposal(contract, fn, args, key))
 
-    async def _wait(self, pid: str, response: dict, wait_ms: int) -> Outcome:
-        status = await self.tx_status(pid, wait_ms)
-        if status["status"] == "unknown":
-            return Outcome(pid, "timeout", "not committed within the wait", response)
-        return Outcome(pid, status["status"], status["reason"], response, status["height"], status["index"])
+    @classmethod
+    def from_cluster(cls, directory: Path, client: str = "tools", timeout_s: float = 60.0) -> LedgerApi:
+        """The API of a cluster written by `edgeprov ledger init-cluster --aa-dir`, with `client`'s
+        writer token (tokens/<client>.token); node 0 first."""
+        from ledger_node.config import api_urls, client_token
+
+        return cls(api_urls(directory), client_token(directory, client), timeout_s)
 
 
-def _tx_json(tx: Transaction) -> dict:
-    return json.loads(tx.encode())
+def _outcome(tx: Transaction, status: dict) -> Outcome:
+    return _status_outcome(tx.proposal.id, status, tx.response)
+
+
+def _status_outcome(pid: str, status: dict, response: dict) -> Outcome:
+    if status["status"] == "unknown":
+        return Outcome(pid, "timeout", "not committed within the wait", response)
+    return Outcome(pid, status["status"], status["reason"], response, status["height"], status["index"])
+
+
+def pack_readings(items: list[tuple[dict, str]]) -> list[list[tuple[dict, str]]]:
+    """Consecutive items grouped so each group's args fit BATCH_ARGS_BYTES (at least one item per
+    group) and at most MAX_ITEMS."""
+    groups: list[list[tuple[dict, str]]] = []
+    size = 0
+    for item in items:
+        cost = len(canonical(item[0])) + 80
+        if not groups or size + cost > BATCH_ARGS_BYTES or len(groups[-1]) >= MAX_ITEMS:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += cost
+    return groups
 
 
 def _agree(proposal: Proposal, results: list[dict], quorum: int, errors: list[str]) -> Transaction | Outcome:
@@ -178,4 +320,4 @@ def _agree(proposal: Proposal, results: list[dict], quorum: int, errors: list[st
         code, rs = max(refusals.items(), key=lambda item: len(item[1]))
         return Outcome(proposal.id, "rejected", code, {"message": rs[0].get("message", "")})
     message = f"{len(results)} answers; unreachable: {'; '.join(errors) or 'none'}"
-    return Outcome(proposal.id, "rejected", "NO_ENDORSEMENT_QUORUM", {"message": message})
+    return Outcome(proposal.id, "rejected", NO_QUORUM, {"message": message})

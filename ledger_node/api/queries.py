@@ -8,11 +8,13 @@ the store. Answers are plain JSON-ready dicts.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Container
 from itertools import pairwise
 
+from ledger_node.app import get_states
 from ledger_node.contracts import registry, storage
 from ledger_node.endorsement.validator import attempt_key, status_key
-from ledger_node.state import Snapshot, Stored, get, key, scan
+from ledger_node.state import Snapshot, Stored, decode_value, get, key, scan
 
 PAGE = 1000
 MAX_DEPTH = 10_000
@@ -33,14 +35,26 @@ def record(snapshot: Snapshot, record_id: str, late_ms: int) -> dict | None:
 
 def tx_status(snapshot: Snapshot, proposal_id: str) -> dict:
     """committed (with height and index), invalid (every attempt with its reason code) or unknown."""
-    found = get(snapshot, status_key(proposal_id))
-    if found is not None:
-        return {"proposal_id": proposal_id, "status": "committed", **found.value, "reason": ""}
-    attempts = [s.value for _, s in scan(snapshot, attempt_key(proposal_id, ""), 100)]
-    if attempts:
-        last = max(attempts, key=lambda a: (a["height"], a["index"]))
-        return {"proposal_id": proposal_id, "status": "invalid", **last, "attempts": attempts}
-    return {"proposal_id": proposal_id, "status": "unknown", "reason": ""}
+    return tx_statuses(snapshot, [proposal_id])[proposal_id]
+
+
+def tx_statuses(snapshot: Snapshot, proposal_ids: list[str], undecided: Container[str] = ()) -> dict[str, dict]:
+    """tx_status of many proposals: their `t|` keys in one read; attempts are scanned only for those
+    not committed and not in `undecided` (proposals known to be in flight, whose answer is pending)."""
+    keys = {pid: status_key(pid).encode() for pid in proposal_ids}
+    found = get_states(snapshot, list(keys.values()))
+    out = {}
+    for pid, k in keys.items():
+        if k in found:
+            out[pid] = {"proposal_id": pid, "status": "committed", **decode_value(found[k]).value, "reason": ""}
+            continue
+        attempts = [] if pid in undecided else [s.value for _, s in scan(snapshot, attempt_key(pid, ""), 100)]
+        if attempts:
+            last = max(attempts, key=lambda a: (a["height"], a["index"]))
+            out[pid] = {"proposal_id": pid, "status": "invalid", **last, "attempts": attempts}
+        else:
+            out[pid] = {"proposal_id": pid, "status": "unknown", "reason": ""}
+    return out
 
 
 def device(snapshot: Snapshot, device_id: str) -> dict | None:

@@ -14,6 +14,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import multiprocessing
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Annotated, Any, Literal
 
 import uvicorn
@@ -22,21 +25,24 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from edgeprov.crypto.credstore import CredentialStore
-from ledger_node.api import queries
+from ledger_node.api import PROOF_PATH, queries
+from ledger_node.api.commits import CommitWaiters
 from ledger_node.bft.signing import Ed25519Signer
 from ledger_node.block import MAX_TX_BYTES
 from ledger_node.config import _split, load_private_key
 from ledger_node.contracts import Env
+from ledger_node.endorsement import worker
+from ledger_node.endorsement.batcher import EndorseBatcher
 from ledger_node.endorsement.endorser import Endorser
 from ledger_node.endorsement.proposal import ProposalError, decode_transaction
 from ledger_node.endorsement.validator import quorum_of
+from ledger_node.proof import NodeSet, NotProvable, record_bundle
 from ledger_node.state import canonical
 
 log = logging.getLogger("edgeprov.api")
 
-MAX_BATCH = 1024
+MAX_BATCH = 4096
 MAX_WAIT_MS = 30_000
-POLL_S = 0.01
 RecordId = Annotated[str, Query(min_length=1, max_length=160, pattern=r"^[A-Za-z0-9_.@#/-]+$")]
 Name = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -69,7 +75,17 @@ class TxStatus(BaseModel):
     height: int | None = None
     index: int | None = None
     tx: str | None = None
+    item: int | None = None  # a reading of a batch transaction: its position in the batch
     attempts: list[dict[str, Any]] | None = None
+
+
+class WaitRequest(BaseModel):
+    proposal_ids: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(min_length=1, max_length=MAX_BATCH)
+    wait_ms: int = Field(default=0, ge=0, le=MAX_WAIT_MS)
+
+
+class WaitResponse(BaseModel):
+    statuses: list[TxStatus]
 
 
 class NodeStatus(BaseModel):
@@ -110,28 +126,37 @@ def build_env(config) -> Env:
     return Env(aa.mpk, aa.signing_public, config.skew_ms, config.late_ms, CredentialStore())
 
 
-def create_app(node) -> FastAPI:
+def verify_pool(config) -> Executor | None:
+    """The worker process of signature batches (EDGEPROV_ENDORSE_WORKERS, default 1; 0: a thread)."""
+    workers = int(os.environ.get("EDGEPROV_ENDORSE_WORKERS", "1"))
+    if workers <= 0:
+        return None
+    context = multiprocessing.get_context("spawn")  # no fork of a process running threads and sockets
+    return ProcessPoolExecutor(workers, context, initializer=worker.init, initargs=(str(config.authority_dir),))
+
+
+def create_app(node, pool: Executor | None = None, commits: CommitWaiters | None = None) -> FastAPI:
     """The API of one LedgerNode (node.store is the state snapshot; node._inbox feeds ordering)."""
     cfg = node.config
     tokens = load_tokens(cfg.api_token_file) if cfg.api_token_file else frozenset()
     signer = Ed25519Signer(cfg.node_id, load_private_key(cfg.key_file))
-    endorser = Endorser(build_env(cfg), signer, cfg.chain_id.encode())
-    verify_lock = asyncio.Lock()
+    batcher = EndorseBatcher(Endorser(build_env(cfg), signer, cfg.chain_id.encode()), node.store, pool)
+    commits = commits or CommitWaiters()
+    nodes = NodeSet(cfg.chain_id, tuple(p.public_key for p in sorted(cfg.nodes, key=lambda p: p.node_id)))
     writer = TokenCheck(tokens)
     app = FastAPI(title="edgeprov ledger node", version="1", description=__doc__)
 
     @app.post("/v1/endorse", response_model=EndorseResponse, dependencies=[Depends(writer)])
     async def endorse(request: EndorseRequest) -> dict:
-        """Execute proposals against current state; each result is a signed endorsement or a refusal."""
-        parsed, batch = endorser.prepare(node.store, request.proposals)
-        async with verify_lock:  # the credential cache is not shared between threads
-            verdicts = await asyncio.to_thread(endorser.verify, batch)
-        return {"results": [endorser.execute(node.store, p, verdicts).to_json() for p in parsed]}
+        """Execute proposals against current state; each result is a signed endorsement or a refusal.
+
+        Requests arriving together are endorsed as one batch (one batch signature verification)."""
+        return {"results": await batcher.endorse(request.proposals)}
 
     @app.post("/v1/submit", response_model=SubmitResponse, dependencies=[Depends(writer)])
     async def submit(request: SubmitRequest) -> dict:
         """Hand endorsed transactions to ordering; follow them with GET /v1/tx/{proposal_id}."""
-        raw, accepted = [], []
+        raw, accepted, items = [], [], []
         for doc in request.transactions:
             try:
                 data = _canonical_tx(doc)
@@ -143,20 +168,53 @@ def create_app(node) -> FastAPI:
                 raise HTTPException(413, f"transaction larger than {MAX_TX_BYTES} bytes")
             raw.append(data)
             accepted.append({"proposal_id": pid, "tx_hash": hashlib.sha256(data).hexdigest()})
+            items.append([r["id"] for r in tx.response["items"] if isinstance(r.get("id"), str)]
+                         if "items" in tx.rwset else [])  # fmt: skip
+        for entry, ids in zip(accepted, items, strict=True):
+            commits.submitted(bytes.fromhex(entry["tx_hash"]), entry["proposal_id"], *ids)
         node._inbox.put_nowait(("submit", raw))
         return {"accepted": accepted}
+
+    async def wait_statuses(proposal_ids: list[str], wait_ms: int) -> list[dict]:
+        """Each status once durably committed or found invalid; "unknown" if not within wait_ms. One
+        state read per wake-up for all of them; woken by the commit path, no polling."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        done: dict[str, dict] = {}
+        todo = list(dict.fromkeys(proposal_ids))
+        while todo:
+            found = queries.tx_statuses(node.store, todo, commits)
+            durable = node.store.durable_height
+            done |= {p: s for p, s in found.items() if s["status"] != "unknown" and s["height"] <= durable}
+            todo = [p for p in todo if p not in done]
+            left = deadline - loop.time()
+            if not todo or left <= 0:
+                break
+            await asyncio.wait([asyncio.ensure_future(commits.wait(p, left)) for p in todo])
+        unknown = {"status": "unknown", "reason": ""}
+        return [done.get(p) or {"proposal_id": p, **unknown} for p in proposal_ids]
 
     @app.get("/v1/tx/{proposal_id}", response_model=TxStatus)
     async def tx_status(proposal_id: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")],
                         wait_ms: Annotated[int, Query(ge=0, le=MAX_WAIT_MS)] = 0) -> dict:  # fmt: skip
         """Status of a proposal; with wait_ms, waits until it is durably committed or found invalid."""
-        deadline = asyncio.get_running_loop().time() + wait_ms / 1000
-        while True:
-            status = queries.tx_status(node.store, proposal_id)
-            durable = status["status"] != "unknown" and status["height"] <= node.store.durable_height
-            if durable or asyncio.get_running_loop().time() >= deadline:
-                return status if durable else {"proposal_id": proposal_id, "status": "unknown", "reason": ""}
-            await asyncio.sleep(POLL_S)
+        return (await wait_statuses([proposal_id], wait_ms))[0]
+
+    @app.post("/v1/tx/wait", response_model=WaitResponse)
+    async def tx_wait(request: WaitRequest) -> dict:
+        """The statuses of many proposals, each waited for as GET /v1/tx/{id}?wait_ms= does."""
+        return {"statuses": await wait_statuses(request.proposal_ids, request.wait_ms)}
+
+    @app.get(PROOF_PATH)
+    async def proof(record: RecordId) -> dict:
+        """The proof bundle of a committed reading (ledger_node/PROOFS.md), with this node's result
+        attestations; merge bundles from f+1 nodes (proof.merge_attestations) for `edgeprov verify`."""
+        try:
+            return await record_bundle(node.store, nodes, record, signer)
+        except NotProvable as exc:
+            raise HTTPException(409, str(exc)) from None
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
 
     @app.get("/v1/record")
     async def record(id: RecordId) -> dict:
@@ -255,10 +313,16 @@ class ApiServer:
 
     def __init__(self, node) -> None:
         host, port = _split(node.config.api_listen)
-        config = uvicorn.Config(create_app(node), host=host, port=port, log_level="warning", access_log=False,
-                                lifespan="off")  # fmt: skip
+        self.pool = verify_pool(node.config)
+        self.commits = CommitWaiters()
+        app = create_app(node, self.pool, self.commits)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task | None = None
+
+    def on_durable(self, tx_ids: tuple[bytes, ...]) -> None:
+        """Called by the node when a block is on disk: wake the waiters of its transactions."""
+        self.commits.on_durable(tx_ids)
 
     async def start(self) -> None:
         self.server.capture_signals = contextlib.nullcontext  # the node owns SIGTERM/SIGINT
@@ -274,3 +338,5 @@ class ApiServer:
         self.server.should_exit = True
         if self.task is not None:
             await self.task
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)

@@ -46,7 +46,7 @@ class Mempool:
             size += len(tx)
         return tuple(out)
 
-    def remove_committed(self, keys: list[bytes]) -> None:
+    def remove_committed(self, keys: tuple[bytes, ...] | list[bytes]) -> None:
         for key in keys:
             self._txs.pop(key, None)
             if key not in self._committed:

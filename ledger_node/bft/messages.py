@@ -262,6 +262,16 @@ _DECODERS = {
 }
 
 
+def encode_tag(kind: type) -> bytes:
+    """The first byte of every encoded message of this type."""
+    return bytes([_ENCODERS[kind][0]])
+
+
+def is_tx_batch(payload: bytes) -> bool:
+    """Whether an encoded message is transaction gossip (hosts may queue it behind consensus traffic)."""
+    return payload[:1] == encode_tag(TxBatch)
+
+
 def encode(message: Message) -> bytes:
     tag, encoder = _ENCODERS[type(message)]
     w = Writer().u8(tag)

@@ -17,7 +17,7 @@ from ledger_node.bft import messages as m
 from ledger_node.bft.codec import DecodeError, Reader, Writer
 from ledger_node.bft.mempool import Mempool
 from ledger_node.bft.signing import Signer, Verifier, ledger_info_message, timeout_message
-from ledger_node.block import GENESIS, ZERO_HASH, Block, CommitCert, tx_id, valid_quorum
+from ledger_node.block import GENESIS, ZERO_HASH, Block, CommitCert, valid_quorum
 
 ROUND_TIMER = "round"
 TICK_TIMER = "tick"
@@ -168,7 +168,6 @@ class Replica:
         self._proposed_round = 0
         # Block tree: uncommitted blocks by hash; committed chain tail by height.
         self.pending: dict[bytes, Block] = {}
-        self._txids: dict[bytes, list[bytes]] = {}
         self.chain: dict[int, Block] = {0: GENESIS}
         self._chain_heights: dict[bytes, int] = {GENESIS.hash: 0}
         self.certs: dict[int, CommitCert] = {}
@@ -275,8 +274,8 @@ class Replica:
         if key in self._verified:
             return True
         vi = qc.vote_info
-        shape_ok = qc.commit_hash == ZERO_HASH or (qc.commit_hash == vi.parent_hash and vi.round == vi.parent_round + 1)
         message = ledger_info_message(self.cfg.chain_id, qc.commit_hash, vi.digest)
+        shape_ok = self.commit_field_ok(vi, qc.commit_hash)
         if not shape_ok or not valid_quorum(qc.sigs, message, self._verifier, self.cfg.n, self.cfg.quorum):
             self.drops["bad_qc"] += 1
             return False
@@ -362,7 +361,7 @@ class Replica:
         """Something to order: a pending transaction, or an uncommitted non-empty block to finish."""
         if len(self.mempool):
             return True
-        return any(self._txids.get(h) for h in self._branch(self.high_qc.block_hash))
+        return any(self.pending[h].txs for h in self._branch(self.high_qc.block_hash))
 
     def _on_round_timeout(self) -> None:
         if self._has_work() or self._my_timeout is not None:
@@ -376,11 +375,9 @@ class Replica:
             return
         qc_round = self.high_qc.round
         tc = self._last_tc()
-        unsafe = qc_round < self.highest_qc_round or self.round <= max(self.highest_vote_round - 1, qc_round)
-        justified = self.round == qc_round + 1 or (tc is not None and self.round == tc.round + 1)
-        if unsafe or not justified:
+        if not self.safe_to_timeout(self.round, qc_round, tc):
             return
-        self.highest_vote_round = max(self.highest_vote_round, self.round)
+        self.stop_voting(self.round)
         self._out.append(PersistSafety(self.safety_state()))
         sig = self._signer.sign(timeout_message(self.cfg.chain_id, self.round, qc_round))
         self._my_timeout = m.Timeout(self.round, self.high_qc, sig, tc, self.high_commit_qc)
@@ -429,7 +426,7 @@ class Replica:
             return
         if not self._has_work():
             return
-        inflight = {k for h in self._branch(parent.hash) for k in self._txids.get(h, ())}
+        inflight = {k for h in self._branch(parent.hash) for k in self.pending[h].tx_ids}
         txs = self.mempool.take(self.cfg.batch_size, self.cfg.max_block_bytes, inflight)
         timestamp = max(parent.header.timestamp_ms, int(self._now * 1000))
         block = Block.build(parent.height + 1, self.round, parent.hash, self.me, timestamp, txs)
@@ -472,21 +469,60 @@ class Replica:
             and block.txs_match_root()
         )
 
+    # ------------------------------------------- Safety rules ([D] "Safety" module)
+    # One method per rule, so the simulator's ablation tests can switch each off in a subclass and
+    # show that a schedule exists where the checker then catches a violation (tests/ledger).
+
+    def votes_once_per_round(self, block_round: int) -> bool:
+        """[D] safe_to_vote, first half: never two votes (or a vote after a timeout) in one round."""
+        return block_round > self.highest_vote_round
+
+    def safe_to_extend(self, block_round: int, qc_round: int, tc: m.TimeoutCert | None) -> bool:
+        """[D] safe_to_extend: after a TC, extend a QC at least as high as every high QC in it.
+
+        This is the lock that carries a possibly committed block across a view change ([J] §4).
+        """
+        return tc is not None and block_round == tc.round + 1 and qc_round >= tc.max_high_qc_round
+
+    def safe_to_vote(self, block_round: int, qc_round: int, tc: m.TimeoutCert | None) -> bool:
+        """[D] safe_to_vote: consecutive to its QC, or a safe extension of the previous round's TC."""
+        return (
+            self.votes_once_per_round(block_round)
+            and block_round > qc_round
+            and (block_round == qc_round + 1 or self.safe_to_extend(block_round, qc_round, tc))
+        )
+
+    def safe_to_timeout(self, round_: int, qc_round: int, tc: m.TimeoutCert | None) -> bool:
+        """[D] safe_to_timeout: not below the locked round, and only for a round the node is justified in."""
+        unsafe = qc_round < self.highest_qc_round or round_ <= max(self.highest_vote_round - 1, qc_round)
+        justified = round_ == qc_round + 1 or (tc is not None and round_ == tc.round + 1)
+        return not unsafe and justified
+
+    def stop_voting(self, round_: int) -> None:
+        """A node that timed out of a round never votes in it ([D] increase_highest_vote_round)."""
+        self.highest_vote_round = max(self.highest_vote_round, round_)
+
+    def commit_candidate(self, block_round: int, qc: m.QuorumCert) -> bytes:
+        """[D] commit_state_id_candidate: the parent, only when the rounds are consecutive (2-chain)."""
+        return qc.block_hash if block_round == qc.round + 1 else ZERO_HASH
+
+    def commit_field_ok(self, info: m.VoteInfo, commit_hash: bytes) -> bool:
+        """The commit field an honest voter would have signed: zeros, or the parent one round before."""
+        return commit_hash == ZERO_HASH or (commit_hash == info.parent_hash and info.round == info.parent_round + 1)
+
     def _make_vote(self, block: Block, qc: m.QuorumCert, tc: m.TimeoutCert | None) -> None:
         """Safety make_vote: safe_to_vote, then sign VoteInfo with the 2-chain commit candidate."""
         qc_round = qc.round
-        if block.round <= max(self.highest_vote_round, qc_round):
+        if not self.votes_once_per_round(block.round) or block.round <= qc_round:
             return
-        consecutive = block.round == qc_round + 1
-        extends_tc = tc is not None and block.round == tc.round + 1 and qc_round >= tc.max_high_qc_round
-        if not (consecutive or extends_tc):
+        if not self.safe_to_vote(block.round, qc_round, tc):
             self.drops["unsafe_proposal"] += 1
             return
         self.highest_qc_round = max(self.highest_qc_round, qc_round)
         self.highest_vote_round = block.round
         self._out.append(PersistSafety(self.safety_state(), block))
         info = m.VoteInfo(block.hash, block.round, block.height, qc.block_hash, qc_round)
-        commit_hash = qc.block_hash if consecutive else ZERO_HASH
+        commit_hash = self.commit_candidate(block.round, qc)
         sig = self._signer.sign(ledger_info_message(self.cfg.chain_id, commit_hash, info.digest))
         self._broadcast(m.Vote(info, commit_hash, sig))
 
@@ -499,10 +535,8 @@ class Replica:
         if info.round > self.round + 1:
             self.drops["vote_out_of_window"] += 1
             return
-        shape_ok = msg.commit_hash == ZERO_HASH or (
-            msg.commit_hash == info.parent_hash and info.round == info.parent_round + 1
-        )
         message = ledger_info_message(self.cfg.chain_id, msg.commit_hash, info.digest)
+        shape_ok = self.commit_field_ok(info, msg.commit_hash)
         if not shape_ok or (sender != self.me and not self._verifier.verify(sender, message, msg.sig)):
             self.drops["bad_signature"] += 1
             return
@@ -527,7 +561,6 @@ class Replica:
         self._wanted.pop(block.hash, None)
         if block.height > self.committed_height and block.hash not in self.pending:
             self.pending[block.hash] = block
-            self._txids[block.hash] = [tx_id(tx) for tx in block.txs]
 
     def _branch(self, block_hash: bytes) -> list[bytes]:
         """Hashes of the uncommitted blocks from `block_hash` back to the committed tip."""
@@ -564,9 +597,8 @@ class Replica:
         self.committed_height = height
         self.chain[height] = block
         self._chain_heights[block.hash] = height
-        self.mempool.remove_committed(self._txids.get(block.hash) or [tx_id(tx) for tx in block.txs])
+        self.mempool.remove_committed(block.tx_ids)
         self.pending = {h: b for h, b in self.pending.items() if b.height > height}
-        self._txids = {h: t for h, t in self._txids.items() if h in self.pending}
         if cert is not None:
             self.certs[height] = cert
             return

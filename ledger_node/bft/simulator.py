@@ -33,11 +33,14 @@ from ledger_node.bft.replica import (
     ServeSync,
     SetTimer,
 )
-from ledger_node.bft.signing import Ed25519Signer, Ed25519Verifier, ledger_info_message
-from ledger_node.block import Block, tx_id, verify_block
+from ledger_node.bft.signing import Ed25519Signer, Ed25519Verifier, ledger_info_message, timeout_message
+from ledger_node.block import ZERO_HASH, Block, tx_id, verify_block
 from ledger_node.blockstore import MemoryBlockStore
 
-BEHAVIOURS = ("equivocate", "double_vote", "silent_leader", "mute", "replay", "garble")
+BEHAVIOURS = ("equivocate", "double_vote", "silent_leader", "mute", "replay", "garble", "stale_tc", "stale_timeout")
+
+
+_CONSENSUS_TAGS = (m.encode_tag(m.Proposal), m.encode_tag(m.Vote), m.encode_tag(m.Timeout))
 
 
 class Violation(AssertionError):
@@ -121,16 +124,18 @@ class _Schedule:
     replay: float
     garble: float
     spike: float
+    slow_consensus: float
     partitions: list[tuple[float, float, frozenset[int]]]
     crashes: list[tuple[float, float, int]]
     byzantine: dict[int, tuple[str, ...]]
 
 
-def _make_schedule(rng: random.Random, n: int, chaos: float) -> _Schedule:
+def _make_schedule(rng: random.Random, n: int, chaos: float, adversary: tuple[str, ...] | None) -> _Schedule:
+    """A random schedule; with `adversary`, exactly f Byzantine nodes all behave that way."""
     f = (n - 1) // 3
     nodes = list(range(n))
-    byz_nodes = rng.sample(nodes, rng.randint(0, f))
-    byzantine = {b: tuple(sorted(rng.sample(BEHAVIOURS, rng.randint(1, 3)))) for b in byz_nodes}
+    byz_nodes = rng.sample(nodes, f if adversary else rng.randint(0, f))
+    byzantine = {b: adversary or tuple(sorted(rng.sample(BEHAVIOURS, rng.randint(1, 3)))) for b in byz_nodes}
     honest = [i for i in nodes if i not in byzantine]
     partitions = []
     for _ in range(rng.randint(0, 3)):
@@ -148,6 +153,7 @@ def _make_schedule(rng: random.Random, n: int, chaos: float) -> _Schedule:
         replay=rng.choice((0.0, 0.01, 0.05)),
         garble=rng.choice((0.0, 0.01, 0.05)),
         spike=rng.choice((0.0, 0.05, 0.2)),
+        slow_consensus=rng.choice((0.0, 0.1, 0.3)),
         partitions=partitions,
         crashes=crashes,
         byzantine=byzantine,
@@ -166,6 +172,7 @@ class _Node:
         self.valid: set[bytes] = set()
         self.drops: Counter = Counter()
         self.history: list[bytes] = []
+        self.qcs: dict[int, m.QuorumCert] = {}
 
     @property
     def honest(self) -> bool:
@@ -174,9 +181,9 @@ class _Node:
     def boot(self) -> None:
         restored = run_sync(self.store.load())
         keys = self.sim.keys
-        self.replica = Replica(self.sim.config(self.id), keys.signer(self.id), keys, restored)
-        if self.honest:
-            self.replica.observe_qc = self.sim.check_qc
+        kind = self.sim.replica_class if self.honest else Replica
+        self.replica = kind(self.sim.config(self.id), keys.signer(self.id), keys, restored)
+        self.replica.observe_qc = self.sim.check_qc if self.honest else self._remember_qc
         self.handle(self.replica.start(self.sim.now))
 
     def crash(self) -> None:
@@ -217,6 +224,13 @@ class _Node:
             return
         if isinstance(message, m.Proposal) and "silent_leader" in b:
             return
+        if isinstance(message, m.Proposal) and "stale_tc" in b and message.last_tc is not None:
+            stale = self._stale_proposal(message)
+            if stale:
+                for target in targets:
+                    for out in stale:
+                        self.sim.transmit(self.id, target, out)
+                return
         if isinstance(message, m.Proposal) and "equivocate" in b and len(targets) > 1:
             # Either split the nodes between two blocks, or show both blocks to everyone in a
             # random order: an honest node must still vote for at most one of them.
@@ -229,6 +243,8 @@ class _Node:
                 for out in frames:
                     self.sim.transmit(self.id, target, out)
             return
+        if isinstance(message, m.Timeout) and "stale_timeout" in b:
+            frame = self._stale_timeout(message)
         if isinstance(message, m.Vote) and "double_vote" in b:
             for target in targets:
                 self.sim.transmit(self.id, target, self._conflicting_vote(message))
@@ -254,6 +270,43 @@ class _Node:
             m.encode(m.Proposal(other, proposal.qc, proposal.last_tc, proposal.high_commit_qc)),
             m.encode(m.Vote(info, commit, sig)),
         ]
+
+    def _remember_qc(self, qc: m.QuorumCert) -> None:
+        self.qcs.setdefault(qc.round, qc)
+
+    def _stale_proposal(self, proposal: m.Proposal) -> list[bytes]:
+        """After a view change, extend an older QC than the one the leader holds, with a vote for it.
+
+        Half the time the QC is below the TC's highest high-QC round (honest nodes must refuse: the
+        TC lock), half the time exactly at it (legal, and safe only because a node that timed out of
+        a round never votes in it). Either way the block forks away from the leader's high QC.
+        """
+        tc, rng = proposal.last_tc, self.sim.rng
+        below = [qc for r, qc in self.qcs.items() if r < tc.max_high_qc_round]
+        at = [qc for r, qc in self.qcs.items() if r == tc.max_high_qc_round and r < proposal.qc.round]
+        choices = (below, at) if rng.random() < 0.5 else (at, below)
+        pool = choices[0] or choices[1]
+        if not pool:
+            return []
+        qc = max(pool, key=lambda q: q.round) if rng.random() < 0.5 else rng.choice(pool)
+        b = proposal.block
+        block = Block.build(qc.vote_info.height + 1, b.round, qc.block_hash, self.id, b.header.timestamp_ms, b.txs)
+        info = m.VoteInfo(block.hash, block.round, block.height, qc.block_hash, qc.round)
+        commit = qc.block_hash if block.round == qc.round + 1 else bytes(32)
+        sig = self.sim.keys.signer(self.id).sign(ledger_info_message(self.sim.chain_id, commit, info.digest))
+        return [
+            m.encode(m.Proposal(block, qc, tc, proposal.high_commit_qc)),
+            m.encode(m.Vote(info, commit, sig)),
+        ]
+
+    def _stale_timeout(self, timeout: m.Timeout) -> bytes:
+        """A timeout claiming an older high QC than the node holds, to drag a TC's lock down."""
+        older = [qc for r, qc in self.qcs.items() if r < timeout.high_qc.round]
+        if not older:
+            return m.encode(timeout)
+        qc = self.sim.rng.choice(older)
+        sig = self.sim.keys.signer(self.id).sign(timeout_message(self.sim.chain_id, timeout.round, qc.round))
+        return m.encode(m.Timeout(timeout.round, qc, sig, timeout.last_tc, timeout.high_commit_qc))
 
     def _conflicting_vote(self, vote: m.Vote) -> bytes:
         vi = vote.vote_info
@@ -284,14 +337,29 @@ def _garble(rng: random.Random, frame: bytes) -> bytes:
 
 class Simulation:
     def __init__(
-        self, seed: int, n: int, txs: int = 40, chaos: float = 10.0, bound: float = 60.0, real_crypto: bool = False
+        self,
+        seed: int,
+        n: int,
+        txs: int = 40,
+        chaos: float = 10.0,
+        bound: float = 60.0,
+        real_crypto: bool = False,
+        replica_class: type[Replica] = Replica,
+        adversary: tuple[str, ...] | None = None,
+        slow_consensus: float | None = None,
     ) -> None:
+        """`replica_class` runs the honest nodes (tests pass ablated subclasses to prove the checker
+        catches a missing safety rule); `adversary` makes exactly f nodes Byzantine in that way;
+        `slow_consensus` fixes the share of proposals, votes and timeouts that arrive around the timeout."""
         self.seed, self.n = seed, n
+        self.replica_class = replica_class
         self.rng = random.Random(f"{seed}/{n}")
         self.chain_id = b"sim"
         self.keys = (Ed25519SimKeys if real_crypto else SimKeys)(self.rng, n)
         self.quorum = ReplicaConfig(0, n).quorum
-        self.schedule = _make_schedule(self.rng, n, chaos)
+        self.schedule = _make_schedule(self.rng, n, chaos, adversary)
+        if slow_consensus is not None:
+            self.schedule.slow_consensus = slow_consensus
         self.heal_time = chaos
         self.deadline = chaos + bound
         self.now = 0.0
@@ -303,6 +371,9 @@ class Simulation:
         self.canonical: dict[int, bytes] = {}
         self.results: dict[int, tuple] = {}
         self.certified: dict[int, bytes] = {}
+        # Every certified block (hash -> its VoteInfo) and every directly committed one (hash -> round).
+        self.certified_info: dict[bytes, m.VoteInfo] = {}
+        self.direct: dict[bytes, tuple[int, int]] = {}
         self.nodes = [_Node(self, i) for i in range(n)]
         self.up = [True] * n
         self.tx_count = txs
@@ -362,7 +433,12 @@ class Simulation:
                 self.at(self.now + rng.uniform(1.0, 5.0), ("frame", src, dst, frame))
         for _ in range(copies):
             delay = rng.uniform(0.001, 0.02)
-            if self._chaotic() and rng.random() < s.spike:
+            if self._chaotic() and frame[:1] in _CONSENSUS_TAGS and rng.random() < s.slow_consensus:
+                # Proposals, votes and timeouts arriving around the round timeout: a round then ends with a QC
+                # at some nodes and a TC at others, and nodes time out before they would vote, which
+                # is where the view-change rules matter.
+                delay += rng.uniform(0.5, 1.5) * self.config(dst).round_timeout
+            elif self._chaotic() and rng.random() < s.spike:
                 delay += rng.uniform(0.05, 0.5)
             self.at(self.now + delay, ("frame", src, dst, frame))
 
@@ -386,9 +462,41 @@ class Simulation:
             node.valid.add(key)
 
     def check_qc(self, qc: m.QuorumCert) -> None:
-        """At most one block is certified per round (the quorum-intersection lemma every proof uses)."""
+        """Every QC an honest node accepts: one certified block per round, and the commit lemma.
+
+        Commit lemma ([J] and [D], the core of the 2-chain safety proof): once a block D is committed
+        directly (a QC of the next round on its child), every block certified in a later round
+        extends D. It catches a broken voting rule at the first certified fork, before two nodes
+        ever deliver different blocks (which needs a second round on the fork).
+        """
         if self.certified.setdefault(qc.round, qc.block_hash) != qc.block_hash:
             raise Violation(f"safety: two blocks certified in round {qc.round}")
+        info = qc.vote_info
+        if info.block_hash not in self.certified_info:
+            self.certified_info[info.block_hash] = info
+            below = [(r, h) for h, (_, r) in self.direct.items() if r < info.round]
+            if below:
+                self._check_extends(info, max(below)[1])
+        if qc.commit_hash != ZERO_HASH and qc.commit_hash not in self.direct:
+            self.direct[qc.commit_hash] = (info.height - 1, info.parent_round)
+            for later in [i for i in self.certified_info.values() if i.round > info.parent_round]:
+                self._check_extends(later, qc.commit_hash)
+
+    def _check_extends(self, info: m.VoteInfo, committed: bytes) -> None:
+        height, round_ = self.direct[committed]
+        cursor: m.VoteInfo | None = info
+        while cursor is not None and cursor.height > height:
+            parent = cursor.parent_hash
+            if cursor.height == height + 1:
+                if parent != committed:
+                    raise Violation(
+                        f"safety: block certified in round {info.round} does not extend the block committed "
+                        f"in round {round_} (height {height})"
+                    )
+                return
+            cursor = self.certified_info.get(parent)
+        if cursor is not None and cursor.block_hash != committed:
+            raise Violation(f"safety: block certified in round {info.round} conflicts with a committed block")
 
     def _final_checks(self) -> None:
         for node in self.nodes:
@@ -467,8 +575,10 @@ class Simulation:
                 if self.now >= self.heal_time and self._all_committed():
                     break
             self._final_checks()
-        except (Violation, SafetyViolation) as failure:
+        except Violation as failure:
             violation = str(failure)
+        except SafetyViolation as failure:
+            violation = f"safety: {failure}"
         return self._result(violation)
 
     def _result(self, violation: str | None) -> SimResult:

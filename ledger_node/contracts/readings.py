@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edgeprov.crypto import abs_iot
 from edgeprov.crypto.abs_iot import Record, RegistryEntry, SignatureRejected
-from edgeprov.crypto.credstore import CredKey
-from edgeprov.crypto.objects import Credential, Signature
+from edgeprov.crypto.credstore import CredentialStore, CredKey
+from edgeprov.crypto.objects import CRED_ID_SIZE, SIG_COMPACT, Credential, Signature
 from edgeprov.pathhop import Hop, HopError, verify_path
 from edgeprov.wire import Payload, WireError
 from ledger_node.contracts import ContractError, arg, check_dp, check_record_id, registry, storage
@@ -121,7 +121,11 @@ def registry_entry(ctx: TxContext, reading: Reading) -> tuple[dict, RegistryEntr
 
 
 def credential_key(reading: Reading, pd: bytes) -> str:
-    return key("cred", reading.sig.cred_id.hex(), reading.device, reading.record.epoch, pd.hex())
+    return stored_credential_key(reading.sig.cred_id, reading.device, reading.record.epoch, pd)
+
+
+def stored_credential_key(cred_id: bytes, device: str, epoch: int, pd: bytes) -> str:
+    return key("cred", cred_id.hex(), device, epoch, pd.hex())
 
 
 def load_credential(ctx: TxContext, reading: Reading, entry: RegistryEntry) -> None:
@@ -133,9 +137,15 @@ def load_credential(ctx: TxContext, reading: Reading, entry: RegistryEntry) -> N
         return
     stored = ctx.get(credential_key(reading, reading.record.pd))
     if stored is not None:
-        cred = Credential.decode(bytes.fromhex(stored["credential"]))
-        policy = abs_iot.policy_for_record(entry.policy, reading.record.disclosed)
-        store.add_verified(ck, cred, abs_iot.credential_Z(cred, policy, abs_iot.id_star(entry.device_id, entry.epoch)))
+        remember_credential(store, reading, entry, stored["credential"])
+
+
+def remember_credential(store: CredentialStore, reading: Reading, entry: RegistryEntry, credential_hex: str) -> None:
+    """Fill a credential cache from the ledger's copy of a verified credential (L4)."""
+    cred = Credential.decode(bytes.fromhex(credential_hex))
+    policy = abs_iot.policy_for_record(entry.policy, reading.record.disclosed)
+    ck = CredKey(reading.sig.cred_id, entry.device_id, entry.epoch, reading.record.pd)
+    store.add_verified(ck, cred, abs_iot.credential_Z(cred, policy, abs_iot.id_star(entry.device_id, entry.epoch)))
 
 
 def signature_reason(ctx: TxContext, reading: Reading, entry: dict, reg: RegistryEntry, verdicts: Verdicts) -> str:
@@ -206,6 +216,24 @@ def execute(ctx: TxContext, reading: Reading, verdicts: Verdicts) -> dict:
         ctx.put(credential_key(reading, r.pd), {"credential": reading.sig.cred.encode().hex()})
     ctx.checks["ts_ms"] = r.ts_ms
     return {"record": record_id}
+
+
+def state_keys(args: dict) -> list[str]:
+    """The state keys `execute` will read for these args, found without decoding any point, so an
+    endorser can read them in one query and run the contract elsewhere (endorsement/reading_batch.py).
+    Best effort: for malformed args it returns what it can (execution then refuses them)."""
+    keys = []
+    try:
+        device, epoch, ctr = args["device"], args["epoch"], args["ctr"]
+        keys += [registry.device_key(device), storage.record_key(f"{device}@{epoch}#{ctr}")]
+        keys += [registry.gateway_key(h["gateway"]) for h in args["hops"][:MAX_HOPS]]
+        sig = bytes.fromhex(args["signature"])
+        if sig[:1] == bytes([SIG_COMPACT]):
+            keys.append(stored_credential_key(sig[-CRED_ID_SIZE:], device, epoch, bytes.fromhex(args["pd"])))
+        keys += [storage.record_key(ref.decode("ascii")) for ref in Payload.decode(bytes.fromhex(args["msg"])).inputs]
+    except (KeyError, TypeError, ValueError, AttributeError, WireError):
+        pass
+    return keys
 
 
 def submit(ctx: TxContext, args: dict, verdicts: Verdicts | None = None) -> dict:

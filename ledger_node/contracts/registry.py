@@ -8,9 +8,10 @@ authority's signature is the authorisation). Schemas:
   older epochs are refused from then on). A revoked device stays revoked. The policy must parse
   for the system's d, the doc's aa_fp must be this system's, and for a threshold policy the doc's
   pd must be its digest. Writes `dev|<id>` = {device, epoch, policy, pd, gateway,
-  attributes_digest, status: "active"} and the same under `dep|<id>|<epoch>`.
+  attributes_digest, status: "active", proposal} and the same under `dep|<id>|<epoch>` (proposal: the
+  registering proposal's id, so a proof bundle can find the AA-signed registration transaction).
 - `revoke`: doc.action "revoke" for the device's current epoch: status "revoked".
-- `gateway`: doc.action "gateway": `gw|<gateway>` = {gateway, epoch, public_key}; the epoch counts
+- `gateway`: doc.action "gateway": `gw|<gateway>` = {gateway, epoch, public_key, proposal}; the epoch counts
   the gateway's keys and must increase.
 
 Response: {"device"|"gateway": id, "epoch": n}.
@@ -85,6 +86,7 @@ def register(ctx: TxContext, args: dict) -> dict:
         "gateway": reg.gateway,
         "attributes_digest": reg.attributes_digest,
         "status": "active",
+        "proposal": ctx.proposal_id,  # where the AA-signed registration is, for proof bundles
     }
     ctx.put(device_key(device), entry)
     ctx.put(epoch_key(device, reg.epoch), entry)
@@ -112,7 +114,8 @@ def gateway(ctx: TxContext, args: dict) -> dict:
     current = ctx.get(gateway_key(name))
     if current is not None and reg.epoch <= current["epoch"]:
         raise ContractError("BAD_EPOCH", f"gateway {name} key epoch must exceed {current['epoch']}")
-    ctx.put(gateway_key(name), {"gateway": name, "epoch": reg.epoch, "public_key": reg.public_key})
+    entry = {"gateway": name, "epoch": reg.epoch, "public_key": reg.public_key, "proposal": ctx.proposal_id}
+    ctx.put(gateway_key(name), entry)
     return {"gateway": name, "epoch": reg.epoch}
 
 

@@ -1,25 +1,37 @@
 """The endorser: execute proposals against a state snapshot, sign the read/write sets (DESIGN.md §2 step 5).
 
-Execution is deterministic and synchronous over one snapshot. Readings are batch-verified first
-(spec §3.7, grouped by pd inside `batch_verify`), which is the expensive part; the contract then
-runs every rule and consults the batch verdicts instead of verifying again. Nothing is written:
-the read/write set goes back to the client, signed, and only ordering plus validation commit it.
+Execution is deterministic over one snapshot. Nothing is written: the read/write set goes back to
+the client, signed, and only ordering plus validation commit it. Endorsing runs in three steps so
+the node's event loop does only small work (contracts/README.md "Batched readings"):
+
+1. `plan` (loop): check each proposal's shape and creator signature; readings (an unsigned
+   readings.submit, or every item of a readings.submit_batch) become items, with the state keys
+   they will read (`readings.state_keys`);
+2. `run_items` (worker process or thread, reading_batch.py): those keys' values, read in one query
+   by `prefetch`, go with the items to the reading contract: one ABS-IOT-V1 batch verification for
+   all of them (spec §3.7), path hops, ledger rules, one read/write set or refusal per reading;
+3. `finish` (loop): other contracts run here (registrations and the like: few and small), and
+   each proposal's result is signed, one Ed25519 signature per proposal, so one per reading batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeprov.crypto import abs_iot
+from ledger_node.app import get_states
 from ledger_node.bft.signing import Signer
 from ledger_node.contracts import ContractError, Env, contracts, readings
 from ledger_node.endorsement.proposal import (
+    ITEM_FN,
     Proposal,
     ProposalError,
+    batch_items,
     endorsement_message,
+    is_batch,
     parse_proposal,
     result_digest,
 )
+from ledger_node.endorsement.reading_batch import Outcome, Span, execute_items, rwset_of
 from ledger_node.state import Snapshot, TxContext
 
 # Contracts whose inputs carry their own authority may be called by an unsigned proposal.
@@ -50,19 +62,45 @@ class Refused:
 
 
 @dataclass
-class Batch:
-    """Readings awaiting batch verification: their verdict keys and (entry, record, signature)."""
+class Plan:
+    """Parsed proposals; the reading items of those that are readings (`spans[where[i]]` = proposal
+    i's (first item, count, is_batch)) and the state keys the items read."""
 
-    keys: list[bytes] = field(default_factory=list)
-    items: list[tuple] = field(default_factory=list)
+    parsed: list[Proposal | Refused] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+    where: dict[int, int] = field(default_factory=dict)
+    items: list[tuple[dict, str]] = field(default_factory=list)
+    keys: dict[bytes, None] = field(default_factory=dict)
 
+    def add(self, doc: object) -> None:
+        try:
+            p = parse_proposal(doc)
+        except ProposalError as exc:
+            self.parsed.append(Refused("", exc.code, exc.message))
+            return
+        body = p.body
+        if is_batch(body):
+            items = batch_items(body)
+        elif (body["contract"], body["fn"], body["creator"]) == (readings.NAME, ITEM_FN, ""):
+            items = [(body["args"], body["nonce"])]  # its proposal id is its item id
+        else:
+            items = []
+        if items:
+            self.where[len(self.parsed)] = len(self.spans)
+            self.spans.append((len(self.items), len(items), is_batch(body)))
+            self.items += items
+            for args, _ in items:
+                self.keys.update((k.encode(), None) for k in readings.state_keys(args))
+        self.parsed.append(p)
 
-def rwset_of(ctx: TxContext) -> dict:
-    return {
-        "reads": [[k, None if v is None else list(v)] for k, v in sorted(ctx.reads.items())],
-        "writes": [[k, v] for k, v in sorted(ctx.writes.items())],
-        "checks": dict(ctx.checks),
-    }
+    def extend(self, other: Plan) -> None:
+        """Append another plan's proposals (one worker run for several requests)."""
+        offset, shift = len(self.parsed), len(self.items)
+        self.where |= {i + offset: s + len(self.spans) for i, s in other.where.items()}
+        self.spans += [(first + shift, count, batch) for first, count, batch in other.spans]
+        self.parsed += other.parsed
+        self.items += other.items
+        self.keys |= other.keys
 
 
 class Endorser:
@@ -70,62 +108,61 @@ class Endorser:
         self.env, self.signer, self.chain_id = env, signer, chain_id
         self.table = contracts()
 
-    def prepare(self, snapshot: Snapshot, docs: list[object]) -> tuple[list[Proposal | Refused], Batch]:
-        """Parse every proposal and collect the readings to batch-verify (cheap state reads only)."""
-        parsed: list[Proposal | Refused] = []
+    def plan(self, docs: list[object]) -> Plan:
+        plan = Plan()
         for doc in docs:
-            try:
-                parsed.append(parse_proposal(doc))
-            except ProposalError as exc:
-                parsed.append(Refused("", exc.code, exc.message))
-        batch = Batch()
-        for p in parsed:
-            if isinstance(p, Proposal) and (p.body["contract"], p.body["fn"]) == (readings.NAME, "submit"):
-                self._collect(snapshot, p, batch)
-        return parsed, batch
+            plan.add(doc)
+        return plan
 
-    def _collect(self, snapshot: Snapshot, p: Proposal, batch: Batch) -> None:
-        ctx = TxContext(snapshot, p.creator, p.id, self.env)
-        try:
-            reading = readings.parse(p.body["args"])
-            entry, reg = readings.registry_entry(ctx, reading)
-            readings.load_credential(ctx, reading, reg)
-        except (ContractError, ValueError):
-            return  # execution reports it with its reason code
-        batch.keys.append(readings.verdict_key(reading, entry))
-        batch.items.append((reg, reading.record, reading.sig))
+    @staticmethod
+    def prefetch(snapshot: Snapshot, plan: Plan) -> dict[bytes, bytes | None]:
+        """The values of every key the plan's readings read, in one query when the store batches."""
+        found = get_states(snapshot, list(plan.keys))
+        return {k: found.get(k) for k in plan.keys}
 
-    def verify(self, batch: Batch) -> readings.Verdicts:
-        """The expensive part (spec §3.7); touches no ledger state, so it may run off the event loop."""
-        rejected = abs_iot.batch_verify(self.env.mpk, batch.items, self.env.credentials) if batch.items else {}
-        return readings.Verdicts((k, rejected.get(i, "")) for i, k in enumerate(batch.keys))
+    def run_items(self, plan: Plan, values: dict[bytes, bytes | None]) -> Outcome:
+        """Step 2 in this process (a worker process runs worker.endorse_items instead)."""
+        return execute_items(self.env, plan.items, values, plan.spans)
 
-    def execute(
-        self, snapshot: Snapshot, proposal: Proposal | Refused, verdicts: readings.Verdicts
-    ) -> Endorsed | Refused:
-        """Run one proposal on the snapshot and sign the outcome."""
-        if isinstance(proposal, Refused):
-            return proposal
+    def finish(self, snapshot: Snapshot, plan: Plan, outcome: Outcome, index: int) -> Endorsed | Refused:
+        """Proposal `index` of the plan, endorsed (signed) or refused."""
+        p = plan.parsed[index]
+        if isinstance(p, Refused):
+            return p
+        if index not in plan.where:
+            return self.execute(snapshot, p)
+        first, count, batch = plan.spans[plan.where[index]]
+        digest = outcome.digests[plan.where[index]]
+        if batch:
+            rwset, response = outcome.batch(first, count)
+        else:
+            rwset, response = outcome.single(first)
+            if rwset is None:
+                return Refused(p.id, response["code"], response["message"])
+        return self._sign(p.id, rwset, response, digest)
+
+    def _sign(self, proposal_id: str, rwset: dict, response: dict, digest: bytes) -> Endorsed:
+        message = endorsement_message(self.chain_id, proposal_id, digest)
+        return Endorsed(proposal_id, rwset, response, self.signer.node_id, self.signer.sign(message).hex())
+
+    def execute(self, snapshot: Snapshot, proposal: Proposal) -> Endorsed | Refused:
+        """Run one non-batched proposal on the snapshot and sign the outcome."""
         body = proposal.body
-        functions = self.table.get(body["contract"], {})
-        fn = functions.get(body["fn"])
+        fn = self.table.get(body["contract"], {}).get(body["fn"])
         if fn is None:
             return Refused(proposal.id, "UNKNOWN_FUNCTION", f"no function {body['contract']}.{body['fn']}")
         if not proposal.creator and body["contract"] not in UNSIGNED_OK:
             return Refused(proposal.id, "UNAUTHENTICATED", f"{body['contract']} needs a signed proposal")
         ctx = TxContext(snapshot, proposal.creator, proposal.id, self.env)
         try:
-            if body["contract"] == readings.NAME:
-                response = readings.submit(ctx, body["args"], verdicts)
-            else:
-                response = fn(ctx, body["args"])
+            response = fn(ctx, body["args"])
         except ContractError as exc:
             return Refused(proposal.id, exc.code, exc.message)
         rwset = rwset_of(ctx)
-        message = endorsement_message(self.chain_id, proposal.id, result_digest(rwset, response))
-        return Endorsed(proposal.id, rwset, response, self.signer.node_id, self.signer.sign(message).hex())
+        return self._sign(proposal.id, rwset, response, result_digest(rwset, response))
 
     def endorse(self, snapshot: Snapshot, docs: list[object]) -> list[Endorsed | Refused]:
-        parsed, batch = self.prepare(snapshot, docs)
-        verdicts = self.verify(batch)
-        return [self.execute(snapshot, p, verdicts) for p in parsed]
+        """All three steps in this process (tests, tools)."""
+        plan = self.plan(docs)
+        outcome = self.run_items(plan, self.prefetch(snapshot, plan))
+        return [self.finish(snapshot, plan, outcome, i) for i in range(len(plan.parsed))]

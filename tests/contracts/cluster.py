@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import secrets
 import signal
 import socket
 import subprocess
-import tomllib
 from pathlib import Path
 
 import httpx
-import tomli_w
 
 from ledger_node.api.client import LedgerApi
 from ledger_node.cli import node_command
-from ledger_node.config import init_cluster
+from ledger_node.config import ContractOptions, api_urls, client_token, init_cluster
 
 
 def free_base_port() -> int:
@@ -38,21 +34,15 @@ def write_authority(directory: Path, mpk, aa_public) -> Path:
 
 
 class ContractCluster:
+    """Configured by init_cluster with contracts on, as `edgeprov ledger init-cluster --aa-dir` does."""
+
     def __init__(self, directory: Path, mpk, aa_public, n: int = 4) -> None:
-        base = free_base_port()
-        self.configs = init_cluster(directory, n, base_port=base, batch_size=500)
-        write_authority(directory / "aa", mpk, aa_public)
-        self.token = secrets.token_hex(16)
-        token_file = directory / "api.tokens"
-        token_file.write_text(self.token + "\n")
-        os.chmod(token_file, 0o600)
-        self.urls = []
-        for i, path in enumerate(self.configs):
-            raw = tomllib.loads(path.read_text())
-            raw |= {"authority_dir": "aa", "api_listen": f"127.0.0.1:{base + 300 + i}", "api_token_file": "api.tokens",
-                    "round_timeout_s": 0.5}  # fmt: skip
-            path.write_text(tomli_w.dumps(raw))
-            self.urls.append(f"http://127.0.0.1:{base + 300 + i}")
+        self.directory = directory
+        self.aa_dir = write_authority(directory / "aa-public", mpk, aa_public)
+        self.configs = init_cluster(directory, n, base_port=free_base_port(), batch_size=500,
+                                    contracts=ContractOptions(self.aa_dir))  # fmt: skip
+        self.urls = api_urls(directory)
+        self.token = client_token(directory, "tools")
         self.procs: dict[int, subprocess.Popen] = {}
 
     def start(self) -> None:

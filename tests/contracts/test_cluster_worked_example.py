@@ -168,7 +168,7 @@ def test_conflicting_transfers_and_forged_endorsement(cluster: ContractCluster, 
                          for who in (alice_id, bob_id)]  # fmt: skip
             txs = await api.collect(transfers)
             await api.submit(txs)
-            outcomes = [await api._wait(t.proposal.id, t.response, 20_000) for t in txs]
+            outcomes = await api.outcomes(txs)
             assert sorted((o.status, o.reason) for o in outcomes) == [
                 ("committed", ""), ("invalid", "MVCC_READ_CONFLICT")]  # fmt: skip
             winner = alice_id if outcomes[0].ok else bob_id

@@ -101,7 +101,7 @@ class Fleet:
                 "watchdog_s": 2.0,
                 "reconnect_max_s": 1.0,
             },
-            "ledger": {"endpoints": ledger, "commit_timeout_s": 5.0, "retry_max_s": 0.5},
+            "ledger": {"api_urls": ledger, "commit_timeout_s": 5.0, "retry_max_s": 0.5},
         }
         path = self.root / "gateway.toml"
         path.write_text(tomli_w.dumps(doc))

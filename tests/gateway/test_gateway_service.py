@@ -133,7 +133,7 @@ def _stored_transactions(db: Path) -> list[dict]:
 
 def test_reading_becomes_a_verified_transaction_and_waits_in_the_outbox(fleet: Fleet, gateway_factory):
     closed_port = free_port()  # nothing listens: the real ledger client gets "connection refused"
-    config = fleet.gateway_config([f"127.0.0.1:{closed_port}"], check_device_shares=True)
+    config = fleet.gateway_config([f"http://127.0.0.1:{closed_port}"], check_device_shares=True)
     gateway = gateway_factory(config)
     signer = fleet.signer("dev-1")
     frames = [reading_frame(signer, TS + i, 4000 + i) for i in range(3)]

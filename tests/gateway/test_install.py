@@ -38,6 +38,7 @@ def test_install_writes_a_hardened_notify_unit_and_a_loadable_config(tmp_path: P
     assert (
         loaded.gateway_id == "gw-1" and loaded.mqtt.port == 8883 and loaded.mqtt.ca_file == Path("/etc/edgeprov/ca.crt")
     )
+    assert loaded.ledger.api_urls and loaded.ledger.token_file == Path("/etc/edgeprov/ledger.token")
     config.write_text(config.read_text() + "\n# operator edit\n")
     _install(tmp_path)
     assert "# operator edit" in config.read_text()

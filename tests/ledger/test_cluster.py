@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Awaitable
 from pathlib import Path
@@ -18,8 +17,8 @@ from typing import TypeVar
 import pytest
 
 from ledger_node.cli import node_command
-from ledger_node.client import LedgerClient
-from ledger_node.config import init_cluster, load_config
+from ledger_node.client import ClientCredential, LedgerClient, load_credential
+from ledger_node.config import CREDENTIALS_FILE, LOCAL_CLIENT, free_base_port, init_cluster, load_config
 from ledger_node.node import block_hashes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,15 +26,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 T = TypeVar("T")
 
 
-def _free_base_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return 20000 + s.getsockname()[1] % 20000
-
-
 class Cluster:
     def __init__(self, directory: Path) -> None:
-        self.configs = init_cluster(directory, 4, base_port=_free_base_port(), batch_size=200)
+        self.configs = init_cluster(directory, 4, base_port=free_base_port(4), batch_size=200)
+        self.credential = load_credential(directory / CREDENTIALS_FILE, LOCAL_CLIENT)
         self.procs: dict[int, subprocess.Popen] = {}
         self.stopped: set[int] = set()
 
@@ -78,9 +72,9 @@ class Cluster:
             proc.wait(timeout=30)
 
 
-async def _connect(port: int) -> LedgerClient:
+async def _connect(port: int, credential: ClientCredential) -> LedgerClient:
     for _ in range(200):
-        client = LedgerClient("127.0.0.1", port)
+        client = LedgerClient("127.0.0.1", port, credential)
         try:
             await client.connect()
             return client
@@ -108,7 +102,7 @@ def test_cluster_survives_kill_and_leader_stop(tmp_path: Path) -> None:
 
     async def scenario() -> dict[bytes, tuple[int, bool]]:
         acked: dict[bytes, tuple[int, bool]] = {}
-        client = await _connect(cluster.client_port(1))
+        client = await _connect(cluster.client_port(1), cluster.credential)
         acked |= await cluster.guard(_commit_batch(client, 500))
         # SIGKILL follower 3 with a batch in flight, then restart it from its own disk.
         batch = asyncio.ensure_future(_commit_batch(client, 500))
@@ -124,7 +118,7 @@ def test_cluster_survives_kill_and_leader_stop(tmp_path: Path) -> None:
         acked |= await cluster.guard(_commit_batch(client, 300))
         top = max(h for h, _ in acked.values())
         for i in (0, 3):
-            restarted = await cluster.guard(_connect(cluster.client_port(i)))
+            restarted = await cluster.guard(_connect(cluster.client_port(i), cluster.credential))
             await cluster.guard(_wait_height(restarted, top))
             await restarted.close()
         await client.close()

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger_node import client as proto
 from ledger_node.bft import messages as m
 from ledger_node.bft.codec import DecodeError
 from ledger_node.bft.replica import Replica, ReplicaConfig, Restored
@@ -69,6 +70,15 @@ def test_mutated_real_frames_never_crash_the_replica(base: bytes, flips: list, c
         m.decode(data)
     except DecodeError:
         assert sum(replica.drops.values()) == before + 1 and replica.drops["decode_error"] >= 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=32), st.binary(max_size=200))
+def test_client_auth_and_submit_decoders_fail_cleanly(challenge: bytes, body: bytes) -> None:
+    auth = proto.ClientAuthenticator({"local": b"k" * 32})
+    assert auth.verify(challenge, body) is None  # random bytes never authenticate, never raise
+    with contextlib.suppress(DecodeError):
+        proto.decode_submit(body)
 
 
 def test_roundtrip_of_every_captured_frame() -> None:

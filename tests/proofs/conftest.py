@@ -119,12 +119,22 @@ def gateway_tx(doc: dict) -> bytes:
     return endorsed("registry", "gateway", {"doc": doc})
 
 
-def reading_tx(record: Record, sig: bytes, hops: list[dict]) -> bytes:
+def reading_args(record: Record, sig: bytes, hops: list[dict]) -> dict:
     args = {"device": record.device_id.decode(), "epoch": record.epoch, "ctr": record.ctr, "ts_ms": record.ts_ms,
             "msg": record.msg.hex(), "pd": record.pd.hex(), "signature": sig.hex(), "hops": hops}  # fmt: skip
     if record.disclosed is not None:
         args["disclosed"] = [a.hex() for a in record.disclosed]
-    return endorsed("readings", "submit", args)
+    return args
+
+
+def reading_tx(record: Record, sig: bytes, hops: list[dict]) -> bytes:
+    return endorsed("readings", "submit", reading_args(record, sig, hops))
+
+
+def batch_tx(readings: list[dict]) -> bytes:
+    """A reading batch transaction (readings.submit_batch) of these readings' args."""
+    items = [{"args": args, "nonce": f"n{i}"} for i, args in enumerate(readings)]
+    return endorsed("readings", "submit_batch", {"items": items})
 
 
 @pytest.fixture(scope="session")
@@ -160,9 +170,11 @@ def certified_bundle(
     credential: bytes | None = None,
     reading_first: bool = False,
     gateway_txs: tuple[bytes, ...] = (),
+    item: int | None = None,
 ) -> dict:
-    """A bundle for `rec_tx` built from a real store holding two certified blocks, with the
-    result attestations of `attesters` merged as an auditor would collect them."""
+    """A bundle for `rec_tx` (reading `item` of it when it is a reading batch) built from a real store
+    holding two certified blocks, with the result attestations of `attesters` merged as an auditor
+    would collect them."""
     reg_block = ([filler(1), reg_tx, filler(2), *gateway_txs], [VALID] * (3 + len(gateway_txs)))
     rec_block = (
         [filler(3), filler(4), filler(5), rec_tx, filler(6)],
@@ -182,6 +194,7 @@ def certified_bundle(
                     tuple(map(tx_id, gateway_txs)),
                     cluster.signer(i),
                     credential,
+                    item,
                 )
                 for i in attesters
             ]

@@ -27,6 +27,7 @@ BENCHES = {
     "device": "tools.bench.device",
     "ordering": "tools.bench.ordering",
     "ledger": "tools.bench.ledger",
+    "e2e": "tools.bench.e2e",
 }
 
 

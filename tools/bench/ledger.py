@@ -6,8 +6,9 @@
 (b) lineage query latency (`api.queries.lineage`, backward) at depth 10, 100, 1000 over the node's
     SQLite store, once with a small and once with a large store: it should follow the lineage size.
     Full run: 1,000,000 filler records (and 50,000); quick: 100,000 (and 5,000), said in the results.
-(c) ledger ingest over a 4-node cluster through the API is not measured here yet (see PROOFS.md / the
-    report): it needs the cluster's API, which this benchmark does not start.
+(c) ledger ingest (tools/bench/ledger_ingest.py): pre-signed readings through the API of a 4-node
+    cluster, endorsed by f + 1 nodes, sustained 60 s (quick: 15 s): committed readings/s and p50/p99
+    submit-to-commit latency (`ingest_*` keys).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ledger_node.block import ZERO_HASH, Block, CommitCert
 from ledger_node.blockstore import SqliteBlockStore
 from ledger_node.contracts import storage
 from ledger_node.state import MemoryState, TxContext, encode_value
-from tools.bench import median_ms
+from tools.bench import ledger_ingest, median_ms
 
 CONTEXT_SIZES = (32, 256, 1024, 4096)
 INPUT_COUNTS = (0, 1, 5, 10, 20)
@@ -138,7 +139,7 @@ def run(quick: bool) -> dict[str, Any]:
         "cost_by_inputs": cost_inputs,
         "lineage": lineage,
         "lineage_store_records": {"small": small, "large": large, "note": "quick run: 100k, not 1M" if quick else ""},
-        "ingest": {"measured": False, "why": "needs the 4-node cluster's HTTP API; not wired into this benchmark"},
+        **ledger_ingest.run(quick),
     }
 
 
@@ -150,7 +151,14 @@ def report(results: dict[str, Any]) -> str:
     lines.append("(b) lineage query, backward, median ms")
     for row in results["lineage"]:
         lines.append(f"  store {row['store_records']:>9,} records  depth {row['depth']:>5}:  {row['ms']:.3f} ms")
-    lines.append("(c) ingest: not measured (" + results["ingest"]["why"] + ")")
+    lines.append(
+        f"(c) ingest, {results['ingest_seconds']} s, 4 nodes, f+1 endorsers: {results['ingest_readings_per_s']} "
+        f"readings/s committed, latency p50 {results['ingest_latency_p50_ms']} ms, p99 "
+        f"{results['ingest_latency_p99_ms']} ms (goal 2,500/s); failures {results['ingest_failures'] or 'none'}"
+    )
+    if results.get("ingest_profile_split"):
+        lines.append(f"    profile split (s): {results['ingest_profile_split']}")
+    lines += [f"    {row['share']:6.1%}  {row['function']}" for row in results["ingest_profile_top"][:10]]
     return "\n".join(lines)
 
 
@@ -160,7 +168,7 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.5))
     ctx, inp = results["cost_by_context"], results["cost_by_inputs"]
     axes[0].plot([r["context_bytes"] for r in ctx], [r["bytes_stored"] for r in ctx], "o-", label="context")
     axes[0].plot([r["inputs"] * 200 for r in inp], [r["bytes_stored"] for r in inp], "s-", label="inputs (×200 on x)")
@@ -173,6 +181,12 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[Path]:
         axes[2].loglog([r["depth"] for r in rows], [r["ms"] for r in rows], "o-", label=f"{size:,} records")
     axes[2].set(title="lineage query latency", xlabel="lineage depth", ylabel="ms")
     axes[2].legend()
+    per_second = results["ingest_per_second"]
+    axes[3].plot(range(1, len(per_second) + 1), per_second, "-")
+    axes[3].axhline(2500, color="grey", linestyle="--", label="goal 2,500/s")
+    axes[3].set(title=f"ingest: committed readings/s (p50 {results['ingest_latency_p50_ms']} ms)",
+                xlabel="second", ylabel="readings/s")  # fmt: skip
+    axes[3].legend()
     fig.tight_layout()
     path = out_dir / "bench_ledger.png"
     fig.savefig(path, dpi=120)
