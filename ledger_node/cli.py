@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import os
 import signal
-import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -117,22 +117,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    configs = sorted(args.dir.glob("node*.toml")) or _write_cluster(args)
-    procs = [subprocess.Popen(node_command(path), env=os.environ.copy()) for path in configs]
+    from edgeprov.procs import ProcessGroup
     from ledger_node.config import CREDENTIALS_FILE
 
-    print(f"{len(procs)} nodes running from {args.dir}; client credentials in {args.dir / CREDENTIALS_FILE}")
-    print("Ctrl-C stops them")
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        proc.wait(timeout=30)
+    configs = sorted(args.dir.glob("node*.toml")) or _write_cluster(args)
+    stop = threading.Event()
+    # SIGTERM as well as Ctrl-C: `ledger up` run in the background must not orphan its nodes.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with ProcessGroup(args.dir / "logs") as group:
+        for path in configs:
+            group.start(path.stem, node_command(path))
+        print(f"{len(configs)} nodes running from {args.dir} (logs in {args.dir / 'logs'}); "
+              f"client credentials in {args.dir / CREDENTIALS_FILE}")  # fmt: skip
+        print("Ctrl-C stops them")
+        while not stop.wait(0.5):
+            if dead := group.dead():
+                print(f"node {dead[0].name} exited ({dead[0].proc.returncode}); stopping the others:\n{dead[0].tail()}")
+                return 1
     return 0
 
 
