@@ -184,14 +184,15 @@ class LedgerNode:
             elif isinstance(effect, PersistSafety):
                 await self.store.save_safety(effect.state, effect.voted)
             elif isinstance(effect, Deliver):
-                self._deliver(effect)
+                await self._deliver(effect)
             elif isinstance(effect, ServeSync):
                 blocks = await self.store.read_blocks(effect.from_height, effect.limit)
                 if blocks:
                     self.transport.send(effect.peer, m.encode(m.SyncResponse(tuple(blocks))))
 
-    def _deliver(self, effect: Deliver) -> None:
-        applied = self.app.apply_block(effect.block, self.store)
+    async def _deliver(self, effect: Deliver) -> None:
+        sliced = getattr(self.app, "apply_block_sliced", None)  # contracts: validation yields to the loop
+        applied = await sliced(effect.block, self.store) if sliced else self.app.apply_block(effect.block, self.store)
         self.store.stage(effect.block, effect.cert, applied)
         self._flush_wanted.set()
 

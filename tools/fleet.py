@@ -82,7 +82,10 @@ def edgeprov(log: Path, *argv: str) -> None:
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        code = main(list(argv))
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # an argparse error: report it with its output, don't exit the demo
+            code = exc.code if isinstance(exc.code, int) else 2
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as f:
         f.write(f"$ edgeprov {' '.join(argv)}\n{out.getvalue()}")

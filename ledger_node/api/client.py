@@ -27,6 +27,8 @@ from ledger_node.api import PROOF_PATH
 from ledger_node.block import MAX_TX_BYTES
 from ledger_node.endorsement.proposal import (
     MAX_ITEMS,
+    MAX_PROPOSAL_BYTES,
+    PROPOSAL_TAG,
     Proposal,
     Transaction,
     item_id,
@@ -217,26 +219,46 @@ class LedgerApi:
         if nonces is None:
             nonces = [hashlib.sha256(canonical(t)).hexdigest() for t in txs]
         items = list(zip(txs, nonces, strict=True))
-        chunks = pack_readings(items)
-        collected = await self.collect_quorum([make_batch_proposal(chunk) for chunk in chunks])
-        endorsed = [t for t in collected if isinstance(t, Transaction)]
+        batches = await self._endorse_readings(items)
+        endorsed = [result for _, result in batches if isinstance(result, Transaction)]
         if node is None:
             node = (self._rotation - 1) % len(self.urls)  # one of the endorsers just asked
         if endorsed:
             await self.submit(endorsed, node)
-        ids = iter([item_id(args, nonce) for args, nonce in items])
-        spans = [(result, [next(ids) for _ in chunk]) for chunk, result in zip(chunks, collected, strict=True)]
-        waited = [pid for result, pids in spans if isinstance(result, Transaction) for pid in pids]
+        ids = [item_id(args, nonce) for args, nonce in items]
+        waited = [ids[k] for chunk, result in batches if isinstance(result, Transaction) for k in chunk]
         statuses = await self._statuses(waited, wait_ms, node)
-        out = []
-        for result, pids in spans:
-            for j, pid in enumerate(pids):
+        out: dict[int, Outcome] = {}
+        for chunk, result in batches:
+            for j, k in enumerate(chunk):
                 if isinstance(result, Outcome):
-                    out.append(Outcome(pid, "rejected", result.reason, result.response))
-                    continue
-                response = {k: v for k, v in result.response["items"][j].items() if k != "id"}
-                out.append(_status_outcome(pid, statuses[pid], response))
-        return out
+                    out[k] = Outcome(ids[k], "rejected", result.reason, result.response)
+                else:
+                    response = {key: v for key, v in result.response["items"][j].items() if key != "id"}
+                    out[k] = _status_outcome(ids[k], statuses[ids[k]], response)
+        return [out[k] for k in range(len(items))]
+
+    async def _endorse_readings(self, items: list[tuple[dict, str]]) -> list[tuple[list[int], Transaction | Outcome]]:
+        """Reading batches of `items` (by index) with their endorsed transaction or refusal. A batch
+        that turns out too large (its proposal or its endorsed transaction: readings whose records are
+        unusually large for their size) is split in two and endorsed again; a lone reading that still
+        does not fit is rejected with TX_TOO_LARGE."""
+        todo = pack_readings(list(range(len(items))), [args for args, _ in items])
+        done = []
+        while todo:
+            proposals = [make_batch_proposal([items[k] for k in c]) for c in todo]
+            collected = await self.collect_quorum(proposals)
+            retry = []
+            for chunk, proposal, result in zip(todo, proposals, collected, strict=True):
+                if _too_large(proposal, result):
+                    if len(chunk) > 1:
+                        retry += [chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]]
+                        continue
+                    result = Outcome(proposal.id, "rejected", "TX_TOO_LARGE",
+                                     {"message": f"the endorsed reading exceeds {MAX_TX_BYTES} bytes"})  # fmt: skip
+                done.append((chunk, result))
+            todo = retry
+        return done
 
     async def _statuses(self, proposal_ids: list[str], wait_ms: int, node: int) -> dict[str, dict]:
         if not wait_ms or not proposal_ids:
@@ -280,23 +302,29 @@ def _outcome(tx: Transaction, status: dict) -> Outcome:
     return _status_outcome(tx.proposal.id, status, tx.response)
 
 
+def _too_large(proposal: Proposal, result: Transaction | Outcome) -> bool:
+    if isinstance(result, Transaction):
+        return len(result.encode()) > MAX_TX_BYTES
+    return len(PROPOSAL_TAG + canonical(proposal.body)) > MAX_PROPOSAL_BYTES  # refused as too large
+
+
 def _status_outcome(pid: str, status: dict, response: dict) -> Outcome:
     if status["status"] == "unknown":
         return Outcome(pid, "timeout", "not committed within the wait", response)
     return Outcome(pid, status["status"], status["reason"], response, status["height"], status["index"])
 
 
-def pack_readings(items: list[tuple[dict, str]]) -> list[list[tuple[dict, str]]]:
-    """Consecutive items grouped so each group's args fit BATCH_ARGS_BYTES (at least one item per
-    group) and at most MAX_ITEMS."""
-    groups: list[list[tuple[dict, str]]] = []
+def pack_readings(keys: list, readings: list[dict]) -> list[list]:
+    """`keys` grouped in order so each group's readings (`readings[i]` for `keys[i]`) fit
+    BATCH_ARGS_BYTES (at least one per group), at most MAX_ITEMS a group."""
+    groups: list[list] = []
     size = 0
-    for item in items:
-        cost = len(canonical(item[0])) + 80
+    for key, reading in zip(keys, readings, strict=True):
+        cost = len(canonical(reading)) + 80  # and the item's nonce and framing
         if not groups or size + cost > BATCH_ARGS_BYTES or len(groups[-1]) >= MAX_ITEMS:
             groups.append([])
             size = 0
-        groups[-1].append(item)
+        groups[-1].append(key)
         size += cost
     return groups
 

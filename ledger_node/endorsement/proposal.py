@@ -48,6 +48,7 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[a-z_]{1,32}")
 BATCH_CONTRACT, BATCH_FN, ITEM_FN = "readings", "submit_batch", "submit"
 MAX_ITEMS = 256
+MAX_PROPOSAL_BYTES = MAX_TX_BYTES // 2  # tag and canonical body: room left for the endorsed results
 
 
 class ProposalError(ValueError):
@@ -135,7 +136,7 @@ def parse_proposal(doc: object) -> Proposal:
         message = PROPOSAL_TAG + canonical(body)
     except (ValueError, TypeError):
         raise ProposalError("MALFORMED_PROPOSAL", "body is not plain JSON (NaN or infinity?)") from None
-    if len(message) > MAX_TX_BYTES // 2:
+    if len(message) > MAX_PROPOSAL_BYTES:
         raise ProposalError("MALFORMED_PROPOSAL", "proposal too large")
     _check_creator(body["creator"], doc["sig"], message)
     if is_batch(body):

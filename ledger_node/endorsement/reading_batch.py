@@ -1,13 +1,14 @@
-"""Endorse reading batches (readings.submit_batch) against prefetched state, away from the event loop.
+"""The Data Transfer contract for many readings at once, on prefetched state, away from the event loop.
 
-The node reads every state key the readings need in one query (`readings.state_keys`) and hands
-the raw values with the items to this module, which runs in the endorsement worker process
-(worker.py) or, without one, a thread. Here, with no access to the node's store: every reading is
-parsed once, all ABS-IOT-V1 signatures are batch-verified together (spec §3.7: grouped by pd,
-bisection isolates bad ones), then the Data Transfer contract runs per reading (path hops,
-ledger rules) and each reading gets its own read/write set or its own refusal. A read of a key
-that was not prefetched is never guessed: the item is refused with STATE_NOT_PREFETCHED (a bug in
-`readings.state_keys`, which lists every key the contract reads).
+Readings come as the items of reading batch proposals (readings.submit_batch) or as unsigned
+readings.submit proposals (one item each). The node reads every state key they need in one query
+(`readings.state_keys`) and hands the raw values with the items to this module, which runs in the
+endorsement worker process (worker.py) or, without one, a thread. Here, with no access to the
+node's store: every reading is parsed once, all ABS-IOT-V1 signatures are batch-verified together
+(spec §3.7: grouped by pd, bisection isolates bad ones), then the contract runs per reading (path
+hops, ledger rules) and each reading gets its own read/write set or its own refusal. A read of a
+key that was not prefetched is never guessed: the reading is refused with STATE_NOT_PREFETCHED (a
+bug in `readings.state_keys`, which lists every key the contract reads).
 """
 
 from __future__ import annotations
@@ -65,10 +66,6 @@ class Outcome:
 Span = tuple[int, int, bool]  # a proposal's items: first, count, whether it is a batch
 
 
-def _unprefetched(exc: MissingState) -> ContractError:
-    return ContractError("STATE_NOT_PREFETCHED", f"state key {exc.key!r} was not read ahead (node bug)")
-
-
 def rwset_of(ctx: TxContext, text_values: bool = False) -> dict:
     """The read/write set of one execution; `text_values`: write values as canonical JSON text (the
     form of reading batch items, proposal.py)."""
@@ -106,10 +103,7 @@ def execute_items(env: Env, items: list[tuple[dict, str]], values: dict[bytes, b
         ctx = TxContext(snapshot, "", ids[k], env)
         rwset, response = None, {"id": ids[k]}
         try:
-            try:
-                response |= readings.execute(ctx, parsed.get(k) or readings.parse(args), verdicts)
-            except MissingState as exc:
-                raise _unprefetched(exc) from None
+            response |= _execute(ctx, parsed.get(k) or readings.parse(args), verdicts)
             rwset = rwset_of(ctx, text_values=spans_batch[k])
         except ContractError as exc:
             response |= {"code": exc.code, "message": exc.message}
@@ -119,3 +113,10 @@ def execute_items(env: Env, items: list[tuple[dict, str]], values: dict[bytes, b
         rwset, response = out.batch(first, count) if is_batch else out.single(first)
         out.digests.append(result_digest(rwset, response) if rwset is not None else b"")
     return out
+
+
+def _execute(ctx: TxContext, reading: readings.Reading, verdicts: readings.Verdicts) -> dict:
+    try:
+        return readings.execute(ctx, reading, verdicts)
+    except MissingState as exc:
+        raise ContractError("STATE_NOT_PREFETCHED", f"state key {exc.key!r} was not read ahead (node bug)") from None

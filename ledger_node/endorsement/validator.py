@@ -22,6 +22,10 @@ This is a pure function of (block, state): the nodes' only clock is the block ti
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Generator
+
 from ledger_node.app import Application, AppliedBlock, StateView, TxResult, get_states
 from ledger_node.bft.signing import Ed25519Signer, Ed25519Verifier, Signer, Verifier
 from ledger_node.block import Block
@@ -34,6 +38,8 @@ from ledger_node.endorsement.proposal import (
     result_digest,
 )
 from ledger_node.state import HEADER, Version, canonical, encode_value, key
+
+SLICE_S = 0.004  # validation work between two yields to the node's event loop
 
 
 def status_key(proposal_id: str) -> str:
@@ -76,12 +82,37 @@ class ContractApp(Application):
         self.own = own
 
     def apply_block(self, block: Block, state: StateView) -> AppliedBlock:
+        steps = self.steps(block, state)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    async def apply_block_sliced(self, block: Block, state: StateView, slice_s: float = SLICE_S) -> AppliedBlock:
+        """apply_block yielding to the event loop every `slice_s` of work (a block of reading batches
+        holds thousands of readings), so the API and transport stay responsive while it validates."""
+        steps = self.steps(block, state)
+        deadline = time.perf_counter() + slice_s
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+            if time.perf_counter() >= deadline:
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + slice_s
+
+    def steps(self, block: Block, state: StateView) -> Generator[None, None, AppliedBlock]:
+        """The validation of `block`, one transaction a step; returns the AppliedBlock. The state it
+        reads is the state before the block (the caller stages nothing in between)."""
         decoded: list[Transaction | ProposalError] = []
         for raw in block.txs:
             try:
                 decoded.append(decode_transaction(raw))
             except ProposalError as exc:
                 decoded.append(exc)
+            yield
         view = _BlockState(state, [k.encode() for tx in decoded if isinstance(tx, Transaction) for k in _keys(tx)])
         out = _Writer(block)
         for index, (tx, tx_hash) in enumerate(zip(decoded, block.tx_ids, strict=True)):
@@ -92,6 +123,7 @@ class ContractApp(Application):
                 self._apply_batch(tx, view, out)
             else:
                 self._apply_one(tx, view, out)
+            yield
         return AppliedBlock(out.results, out.writes)
 
     def _apply_one(self, tx: Transaction, view: _BlockState, out: _Writer) -> None:
@@ -206,11 +238,12 @@ def _item_id(response: dict) -> str:
 def _keys(tx: Transaction) -> list[str]:
     """Every key validating `tx` reads: proposal statuses and read sets."""
     keys = [status_key(tx.proposal.id)]
-    for rwset, response in zip(tx.rwset.get("items", [tx.rwset]), tx.response.get("items", [{}]), strict=False):
+    if "items" not in tx.rwset:
+        return keys + [k for k, _ in tx.rwset["reads"]]
+    for rwset, response in zip(tx.rwset["items"], tx.response["items"], strict=True):
+        keys.append(status_key(_item_id(response)))
         if rwset is not None:
             keys += [k for k, _ in rwset["reads"]]
-        if "id" in response:
-            keys.append(status_key(_item_id(response)))
     return keys
 
 

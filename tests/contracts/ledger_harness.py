@@ -115,6 +115,11 @@ class Ledger:
         self.state.apply(applied.writes)
         return applied.results
 
+    def commit_dry(self, txs: list[bytes]) -> list[TxResult]:
+        """Validate a block of raw transactions without applying its writes."""
+        block = Block.build(self.height + 1, self.height + 1, bytes(32), 0, self.now_ms, tuple(txs))
+        return self.app.apply_block(block, self.state).results
+
     def run(self, contract: str, fn: str, args: dict, key: Ed25519PrivateKey | None = None) -> dict:
         """Endorse and commit one proposal; raise AssertionError with the reason if refused or invalid."""
         tx = self.endorse(make_proposal(contract, fn, args, key))

@@ -19,6 +19,7 @@ import pytest
 from cluster import ContractCluster
 from ledger_harness import Fleet
 
+from ledger_node.api import client
 from ledger_node.api.client import ApiError
 from ledger_node.config import NODES_FILE
 from ledger_node.endorsement.proposal import make_proposal
@@ -132,3 +133,21 @@ def test_submit_readings_without_waiting_then_follow_by_id(cluster: ContractClus
     assert [o.status for o in handed] == ["submitted"] * 2
     assert [s["status"] for s in statuses] == ["committed"] * 2  # any node answers by the reading's id
     assert complete["ranges"] == [[1, 3], [5, 6]] and complete["gaps"] == [[4, 4]]  # ctr 4 was the forged one
+
+
+@pytest.mark.timeout(120)
+def test_a_batch_too_large_once_endorsed_is_split_not_lost(
+    cluster: ContractCluster, fleet: Fleet, committed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packing is by the readings' size; should an endorsed batch still exceed a transaction (here:
+    packing told to put everything in one), the client splits it and every reading commits."""
+    monkeypatch.setattr(client, "BATCH_ARGS_BYTES", 10**9)
+    readings = [fleet.reading("proof-dev", ctr, compact=True) for ctr in range(10, 80)]
+
+    async def scenario() -> list:
+        async with cluster.api() as api:
+            return await api.submit_readings(readings)
+
+    outcomes = asyncio.run(scenario())
+    assert [o.status for o in outcomes] == ["committed"] * len(readings)
+    assert [o.response["record"] for o in outcomes] == [f"proof-dev@1#{ctr}" for ctr in range(10, 80)]

@@ -134,11 +134,25 @@ def test_malformed_batches_are_refused_at_endorsement(ledger) -> None:
 def test_packed_batches_stay_inside_a_transaction(ledger) -> None:
     fleet, led = ledger
     readings = [fleet.reading("b-2", ctr, compact=False) for ctr in range(100, 160)]
-    groups = pack_readings(_items(readings))
-    assert [i for g in groups for i in g] == _items(readings) and len(groups) > 1
+    items = _items(readings)
+    groups = [[items[k] for k in g] for g in pack_readings(list(range(len(items))), readings)]
+    assert [i for g in groups for i in g] == items and len(groups) > 1
     for group in groups[:2]:
         tx = led.endorse(make_batch_proposal(group))
         raw = tx.encode()
         assert len(raw) <= MAX_TX_BYTES, (len(group), len(raw))
         assert decode_transaction(raw).rwset == tx.rwset
     assert all(sum(len(str(a)) for a, _ in g) < 2 * BATCH_ARGS_BYTES for g in groups)
+
+
+def test_state_keys_cover_every_read_and_a_missing_one_is_refused_not_guessed(ledger) -> None:
+    """The worker sees only what the node read ahead (readings.state_keys): inputs included."""
+    fleet, led = ledger
+    derived = fleet.reading("b-1", 60, inputs=(b"b-1@1#1",), compact=True)  # reads its input record too
+    endorser = led.endorsers[0]
+    plan = endorser.plan([make_batch_proposal([(derived, "d")]).to_json()])
+    values = endorser.prefetch(led.state, plan)
+    assert b"rec|b-1@1#1" in values and values[b"rec|b-1@1#1"] is not None
+    assert endorser.run_items(plan, values).responses[0]["record"] == "b-1@1#60"
+    del values[b"dev|b-1"]
+    assert endorser.run_items(plan, values).responses[0]["code"] == "STATE_NOT_PREFETCHED"

@@ -110,7 +110,10 @@ def test_reading_committed_and_its_proof_bundle_verifies_offline(fleet: LocalFle
     # tampering with the reading inside the bundle must fail the same offline check
     doc = json.loads(path.read_text())
     tx = json.loads(base64.b64decode(doc["record"]["tx"]))
-    tx["proposal"]["body"]["args"]["ts_ms"] += 1
+    args = tx["proposal"]["body"]["args"]
+    if "item" in doc["record"]:  # a reading relayed in a batch transaction (readings.submit_batch)
+        args = args["items"][doc["record"]["item"]]["args"]
+    args["ts_ms"] += 1
     doc["record"]["tx"] = base64.b64encode(json.dumps(tx).encode()).decode()
     path.write_text(json.dumps(doc))
     tampered = subprocess.run(

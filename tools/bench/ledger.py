@@ -156,6 +156,11 @@ def report(results: dict[str, Any]) -> str:
         f"readings/s committed, latency p50 {results['ingest_latency_p50_ms']} ms, p99 "
         f"{results['ingest_latency_p99_ms']} ms (goal 2,500/s); failures {results['ingest_failures'] or 'none'}"
     )
+    for name in ("light", "single"):
+        if results.get(f"ingest_{name}_batch"):
+            p50, p99 = results[f"ingest_{name}_latency_p50_ms"], results[f"ingest_{name}_latency_p99_ms"]
+            lines.append(f"    below saturation, {results[f'ingest_{name}_batch']} reading(s) a call: latency p50 "
+                         f"{p50} ms, p99 {p99} ms ({results[f'ingest_{name}_readings_per_s']} readings/s)")  # fmt: skip
     if results.get("ingest_profile_split"):
         lines.append(f"    profile split (s): {results['ingest_profile_split']}")
     lines += [f"    {row['share']:6.1%}  {row['function']}" for row in results["ingest_profile_top"][:10]]
