@@ -764,8 +764,16 @@ class Replica:
         return added
 
     def _flush_gossip(self) -> None:
+        """Send pending transactions in chunks bounded by count *and* bytes, so that no TxBatch
+        outgrows a transport frame (big transactions times batch_size would)."""
         while self._gossip:
-            chunk, self._gossip = self._gossip[: self.cfg.batch_size], self._gossip[self.cfg.batch_size :]
+            end, size = 0, 0
+            while end < len(self._gossip) and end < self.cfg.batch_size:
+                size += len(self._gossip[end])
+                if end and size > self.cfg.max_block_bytes:
+                    break
+                end += 1
+            chunk, self._gossip = self._gossip[:end], self._gossip[end:]
             self._out.append(Send(None, m.TxBatch(tuple(chunk))))
 
     def _on_tx_batch(self, sender: int, msg: m.TxBatch) -> None:
