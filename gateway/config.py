@@ -34,6 +34,9 @@ class LedgerConfig:
     commit_timeout_s: float = 20.0
     retry_max_s: float = 10.0
     submit_batch: int = 500
+    submit_inflight: int = 4  # batches in the ledger's pipeline at once (relay.py)
+    submit_linger_ms: float = 2.0  # how long a batch waits for more readings before it goes
+    submit_target_s: float = 1.0  # the batch size adapts so endorsing + submitting one takes about this long
 
     def token(self) -> str | None:
         """The first line of the token file, which must be 0600: a token is a write credential."""

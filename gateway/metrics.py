@@ -21,6 +21,28 @@ class Metrics:
         self.reconnects = Counter("edgeprov_gateway_mqtt_reconnects", "MQTT connection losses", registry=r)
         self.mqtt_connected = Gauge("edgeprov_gateway_mqtt_connected", "1 while connected to the broker", registry=r)
         self.outbox = Gauge("edgeprov_gateway_outbox", "readings waiting for their commit", registry=r)
+        ledger_buckets = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+        self.batch_readings = Histogram(
+            "edgeprov_gateway_batch_readings",
+            "readings per submitted batch",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=r,
+        )
+        self.batch_limit = Gauge(
+            "edgeprov_gateway_batch_limit", "the batch cap adapted to the ledger's endorsement time", registry=r
+        )
+        self.submit_seconds = Histogram(
+            "edgeprov_gateway_submit_seconds",
+            "a batch's endorsement and submission (ledger API), per batch",
+            buckets=ledger_buckets,
+            registry=r,
+        )
+        self.outcome_seconds = Histogram(
+            "edgeprov_gateway_outcome_seconds",
+            "a batch submitted to its last outcome (ordering and commit), per batch",
+            buckets=ledger_buckets,
+            registry=r,
+        )
         self.relay_seconds = Histogram(
             "edgeprov_gateway_relay_seconds",
             "frame received to durably stored",

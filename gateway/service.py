@@ -11,8 +11,8 @@ with backoff; a heartbeat publish that gets no PUBACK in time marks a silently d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import socket
 import ssl
 import time
 
@@ -64,15 +64,20 @@ class Gateway:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def open(self) -> None:
+        """The provenance DB and the sessions seeded from it: what a reading needs before it can be relayed."""
         cfg = self.config
         self.store = await Store.open(cfg.db_path, cfg.write_batch)
+        self.sessions = Sessions(cfg.gateway_id, self.devices, cfg.max_frame, cfg.replay_window, self.store.digest)
+        for device in self.devices.values():
+            used = await self.store.recent_counters(device.device_id, device.epoch, cfg.replay_window)
+            self.sessions.preload(device.device_id, used)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.config
+        await self.open()
         health = HealthServer(self)
         try:
-            self.sessions = Sessions(cfg.gateway_id, self.devices, cfg.max_frame, cfg.replay_window, self.store.digest)
-            for device in self.devices.values():
-                used = await self.store.recent_counters(device.device_id, device.epoch, cfg.replay_window)
-                self.sessions.preload(device.device_id, used)
             led = cfg.ledger
             self.submitter = Submitter(
                 self.link,
@@ -82,6 +87,9 @@ class Gateway:
                 led.submit_batch,
                 led.commit_timeout_s,
                 led.retry_max_s,
+                led.submit_inflight,
+                led.submit_linger_ms / 1000,
+                led.submit_target_s,
             )
             backlog = await self.store.pending()
             for entry in backlog:
@@ -171,6 +179,9 @@ class Gateway:
             delay = min(delay * 2, m.reconnect_max_s)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
+        # A PUBACK and the Ack publish that follows it are two small writes: with Nagle's algorithm the
+        # second waits for the broker's delayed TCP ACK of the first (~40 ms on Linux) on every reading.
+        client._client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await client.subscribe(f"{wire.TOPIC_ROOT}/{self.config.gateway_id}/+/reading", qos=1)
         await client.publish(self.status_topic, wire.STATUS_ONLINE, qos=1, retain=True)
         self.client = client
@@ -216,7 +227,7 @@ class Gateway:
         except Duplicate as dup:
             self.metrics.duplicates.inc()
             self._puback(client, message)
-            self._spawn(self._send_ack(dup.device, wire.Ack(dup.epoch, dup.ctr, wire.ACK_RELAYED)))
+            self._send_ack(dup.device, wire.Ack(dup.epoch, dup.ctr, wire.ACK_RELAYED))
             return
         except Refused as refusal:
             self._refuse(client, message, frame, refusal)
@@ -238,7 +249,7 @@ class Gateway:
             return  # nothing to answer: no counter to name, or no device topic
         if device in self.devices:
             ack = wire.Ack(reading.epoch, reading.ctr, wire.ACK_REJECTED, refusal.reason)
-            self._spawn(self._send_ack(device, ack))
+            self._send_ack(device, ack)
 
     async def _relay(
         self,
@@ -250,24 +261,12 @@ class Gateway:
         started: float,
     ) -> None:
         device, reading = admitted.device, admitted.reading
-        signature = signed.signature.encode()
         if self.verifier is not None:
-            reason = await self.verifier.check(device, signed.statement, signature)
+            reason = await self.verifier.check(device, signed.statement, signed.signature.encode())
             if reason is not None:
                 self._refuse(client, message, message.payload, Refused("signature-invalid", reason))
                 return
-        hop = sign_hop(self.key, self.config.gateway_id, received_ms, signed.statement)
-        tx = data_transfer(signed.statement, signed.signature, [hop], device.disclosed)
-        entry = Entry(
-            reading.device_id,
-            reading.epoch,
-            reading.ctr,
-            reading.ts_ms,
-            received_ms,
-            admitted.digest,
-            transaction_id(tx),
-            tx,
-        )
+        entry = self.entry(admitted, signed, received_ms)
         try:
             await self.store.add(entry)
         except Exception:
@@ -279,18 +278,33 @@ class Gateway:
         self.metrics.outbox.inc()
         self._puback(client, message)
         self.submitter.enqueue(entry)
-        await self._send_ack(reading.device_id, wire.Ack(reading.epoch, reading.ctr, wire.ACK_RELAYED))
+        self._send_ack(reading.device_id, wire.Ack(reading.epoch, reading.ctr, wire.ACK_RELAYED))
+
+    def entry(self, admitted: Admitted, signed: Signed, received_ms: int) -> Entry:
+        """The outbox entry of a signed reading: path hop, Data Transfer transaction and its id."""
+        reading = admitted.reading
+        hop = sign_hop(self.key, self.config.gateway_id, received_ms, signed.statement)
+        tx = data_transfer(signed.statement, signed.signature, [hop], admitted.device.disclosed)
+        return Entry(
+            reading.device_id,
+            reading.epoch,
+            reading.ctr,
+            reading.ts_ms,
+            received_ms,
+            admitted.digest,
+            transaction_id(tx),
+            tx,
+        )
 
     def _on_outcome(self, entry: Entry, commit: Commit) -> None:
         self.metrics.outbox.dec()
         status = wire.ACK_COMMITTED if commit.valid else wire.ACK_REJECTED
-        self._spawn(self._send_ack(entry.device, wire.Ack(entry.epoch, entry.ctr, status, commit.reason)))
+        self._send_ack(entry.device, wire.Ack(entry.epoch, entry.ctr, status, commit.reason))
 
-    async def _send_ack(self, device: str, ack: wire.Ack) -> None:
-        """Best effort: a device that misses its Ack resends, and the resend is a duplicate (G4)."""
+    def _send_ack(self, device: str, ack: wire.Ack) -> None:
+        """Best effort: a device that misses its Ack resends, and the resend is a duplicate (G4). Handed
+        to paho without awaiting its PUBACK (paho still retries it): two Acks per reading, and
+        awaiting each cost a task and a timer on the event loop."""
         client = self.client
-        if client is None:
-            return
-        with contextlib.suppress(aiomqtt.MqttError):
-            topic = wire.topic(self.config.gateway_id, device, "ack")
-            await client.publish(topic, ack.encode(), qos=1, timeout=self.config.mqtt.watchdog_s)
+        if client is not None:
+            client._client.publish(wire.topic(self.config.gateway_id, device, "ack"), ack.encode(), qos=1)

@@ -133,6 +133,7 @@ def mosquitto_conf(out: Path, port: int, bind: str, plain_port: int | None, run_
         "max_queued_messages 1000000",  # a stopped gateway's QoS 1 backlog, kept for its persistent session
         "max_inflight_messages 100",
         "max_packet_size 16384",  # a reading frame is at most a few kB (edgeprov.wire MAX_MSG + share)
+        "set_tcp_nodelay true",  # small frames go out at once: publish -> relayed ack 46-57 ms became 17-20 ms
         "log_dest stderr",
         "log_type error",
         "log_type warning",

@@ -76,6 +76,10 @@ class Device:
     folder: Path
     password: str = field(repr=False)
 
+    def signer(self) -> DeviceSigner:
+        bundle = DeviceBundle.decode((self.folder / "device.bundle").read_bytes())
+        return DeviceSigner(bundle, self.folder / "device.record")
+
 
 @dataclass(frozen=True)
 class Load:
@@ -171,11 +175,6 @@ def presign(signer: DeviceSigner, stamps: list[int], values: list[int]) -> list[
         share = complete(bundle.u1, entry, stmt.c).encode()
         frames.append((ctr, wire.Reading(device_id, bundle.epoch, ctr, ts_ms, msg, share).encode()))
     return frames
-
-
-def _signer(device: Device) -> DeviceSigner:
-    bundle = DeviceBundle.decode((device.folder / "device.bundle").read_bytes())
-    return DeviceSigner(bundle, device.folder / "device.record")
 
 
 def _schedule(load: Load, start: float) -> list[float]:
@@ -294,7 +293,7 @@ def _worker(conn, broker: Broker, devices: list[Device], load: Load, planned_sta
         plans = []
         for n, device in enumerate(devices):
             values = [20_000 + (n * 37 + k) % 5_000 for k in range(len(stamps))]
-            plans.append((device, presign(_signer(device), stamps, values)))
+            plans.append((device, presign(device.signer(), stamps, values)))
         conn.send(("ready", None))
         start = conn.recv()
         conn.send(("done", asyncio.run(drive(broker, plans, load, start))))

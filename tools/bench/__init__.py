@@ -28,6 +28,7 @@ BENCHES = {
     "ordering": "tools.bench.ordering",
     "ledger": "tools.bench.ledger",
     "e2e": "tools.bench.e2e",
+    "gateway": "tools.bench.gateway",
 }
 
 

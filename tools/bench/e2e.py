@@ -37,6 +37,7 @@ NODES = 4
 BUDGET_RATE = 1000.0  # DESIGN.md §6: one-box end-to-end committed readings/s
 BUDGET_P50_MS, BUDGET_P99_MS = 50.0, 250.0  # publish -> commit, below saturation
 PRESIGN_RATE = 2500.0  # readings/s pre-signed per step at most, 2.5x the budget; see _step
+WARMUP_S = 3.0  # every device at the (a) rate first, so caches are warm (_experiments)
 SATURATION_FACTOR = 2.0  # (c) offers this times the best committed rate of (a)/(b)
 FULL = {
     "devices": 50,
@@ -66,12 +67,14 @@ QUICK = {
 }
 MEASURED = (
     "per reading: device publish call -> ACK_COMMITTED received by the device; the gateway sends it "
-    "when the ledger node it polls reports the reading's block committed (a 2f+1 commit certificate "
-    "exists and that node has applied the block)"
+    "when the ledger node it waits on (one batched wait per batch) reports the reading's block committed "
+    "(a 2f+1 commit certificate exists and that node has applied the block)"
 )
 TICK = os.sysconf("SC_CLK_TCK")
 GATEWAY_COUNTERS = ("edgeprov_gateway_submitted", "edgeprov_gateway_resubmitted", "edgeprov_gateway_submit_failures",
                     "edgeprov_gateway_committed", "edgeprov_gateway_relayed")  # fmt: skip
+GATEWAY_HISTOGRAMS = {"edgeprov_gateway_relay_seconds", "edgeprov_gateway_batch_readings",
+                      "edgeprov_gateway_submit_seconds", "edgeprov_gateway_outcome_seconds"}  # fmt: skip
 NODE_COUNTERS = ("edgeprov_ledger_height", "edgeprov_ledger_committed_txs")  # node0: blocks, transactions
 
 
@@ -116,9 +119,31 @@ def scrape(url: str, families: set[str]) -> dict[str, float]:
         return {}
     out = {}
     for family in text_string_to_metric_families(text):
-        if family.name in families:
+        if family.name not in families:
+            continue
+        if family.type == "histogram":  # its total and its count, as <name>_sum and <name>_count
+            out |= {s.name: s.value for s in family.samples if s.name.endswith(("_sum", "_count"))}
+        else:
             out[family.name] = sum(s.value for s in family.samples if not s.name.endswith("_created"))
     return out
+
+
+def _gateway_split(before: dict[str, float], after: dict[str, float]) -> dict:
+    """Means over a step from two scrapes of the gateway's histograms: per reading, the gateway's own
+    relay (frame received -> durably stored); per batch, its size, the ledger API's endorsement and
+    submission, and ordering + commit (submitted -> last outcome)."""
+
+    def mean(name: str, scale: float = 1.0) -> float | None:
+        count = after.get(f"{name}_count", 0) - before.get(f"{name}_count", 0)
+        total = after.get(f"{name}_sum", 0) - before.get(f"{name}_sum", 0)
+        return round(scale * total / count, 2) if count else None
+
+    return {
+        "gateway_relay_ms_mean": mean("edgeprov_gateway_relay_seconds", 1000),
+        "batch_readings_mean": mean("edgeprov_gateway_batch_readings"),
+        "ledger_endorse_submit_ms_mean": mean("edgeprov_gateway_submit_seconds", 1000),
+        "ledger_order_commit_ms_mean": mean("edgeprov_gateway_outcome_seconds", 1000),
+    }
 
 
 class Sampler(threading.Thread):
@@ -183,18 +208,21 @@ def _quiesce(fleet: LocalFleet, limit_s: float) -> int | None:
     return left
 
 
-def _step(fleet: LocalFleet, cfg: dict, names: list[str], rate: float, duration: float) -> loadgen.Result:
+def _step(fleet: LocalFleet, cfg: dict, names: list[str], rate: float, duration: float) -> tuple[loadgen.Result, dict]:
+    """One load step; its result and the gateway's split of where the time went (_gateway_split)."""
     # Pre-sign at most PRESIGN_RATE readings/s in all: beyond what the system commits they would be
     # skipped anyway (the device limit), and signing them is what makes a step slow to start.
     frames = math.ceil(min(rate, PRESIGN_RATE / len(names)) * duration) + loadgen.Load.max_outstanding
     load = loadgen.Load(rate, duration, drain_s=cfg["drain_s"], max_frames=frames)
     devices = loadgen.fleet_devices(fleet, names)
+    metrics = f"http://{HOST}:{fleet.state.gateway_http}/metrics"
+    before = scrape(metrics, GATEWAY_HISTOGRAMS)
     result = loadgen.run_load(loadgen.fleet_broker(fleet), devices, load, cfg["procs"])
     dead = [c.name for c in fleet.group.dead()]
     if dead:
         raise RuntimeError(f"fleet processes died during the bench: {dead}; logs in {fleet.logs}")
     _quiesce(fleet, cfg["drain_s"])
-    return result
+    return result, _gateway_split(before, scrape(metrics, GATEWAY_HISTOGRAMS))
 
 
 def _where_time_goes(profile: dict) -> dict:
@@ -208,8 +236,9 @@ def _where_time_goes(profile: dict) -> dict:
     }
 
 
-def _summary(result: loadgen.Result) -> dict:
-    return {"device_kind": "cpython-loadgen", **result.summary()}
+def _summary(step: tuple[loadgen.Result, dict]) -> dict:
+    result, split = step
+    return {"device_kind": "cpython-loadgen", **result.summary(), "where_time_goes": split}
 
 
 def _timeline(result: loadgen.Result) -> list[tuple[int, int]]:
@@ -224,7 +253,10 @@ def _timeline(result: loadgen.Result) -> list[tuple[int, int]]:
 
 def _experiments(fleet: LocalFleet, cfg: dict) -> dict:
     names = fleet.state.devices
-    out: dict = {"a_devices_steps": [], "b_rate_steps": []}
+    # Warm-up, not measured: a node verifies a device's credential once (full-form signature, L4) and
+    # the gateway endorses on f+1 rotating nodes, so every node meets every device in a few batches.
+    warmup = _summary(_step(fleet, cfg, names, cfg["a_rate"], WARMUP_S))
+    out: dict = {"warmup": warmup, "a_devices_steps": [], "b_rate_steps": []}
     for count in cfg["a_counts"]:
         out["a_devices_steps"].append(_summary(_step(fleet, cfg, names[:count], cfg["a_rate"], cfg["a_step_s"])))
     group = names[: cfg["b_devices"]]
@@ -241,12 +273,12 @@ def _experiments(fleet: LocalFleet, cfg: dict) -> dict:
     )
     sampler.start()
     try:
-        saturated = _step(fleet, cfg, group, sat_rate, cfg["sat_s"])
+        saturated, split = _step(fleet, cfg, group, sat_rate, cfg["sat_s"])
     finally:
         sampler.halt.set()
         sampler.join()
     out["c_saturation"] = {
-        **_summary(saturated),
+        **_summary((saturated, split)),
         **_where_time_goes(sampler.profile(saturated.start, saturated.start + cfg["sat_s"])),
         "committed_timeline": _timeline(saturated),
     }
@@ -303,6 +335,17 @@ def _row(p: dict, label: str) -> str:
         f"  p99 {ms(p['latency_p99_ms'])} ms  skipped {p['skipped_at_device_limit']}"
         f"  rejected {p['rejected']}  no outcome {p['no_outcome']}"
         + (f"  not pre-signed {unsigned}" if (unsigned := p["slots_without_presigned_reading"]) else "")
+        + _split(p.get("where_time_goes", {}))
+    )
+
+
+def _split(split: dict) -> str:
+    if not split.get("batch_readings_mean"):
+        return ""
+    return (
+        f"\n      gateway relay {split['gateway_relay_ms_mean']} ms/reading; batches of {split['batch_readings_mean']}"
+        f" readings: ledger endorse+submit {split['ledger_endorse_submit_ms_mean']} ms,"
+        f" order+commit {split['ledger_order_commit_ms_mean']} ms (means)"
     )
 
 
@@ -327,7 +370,7 @@ def report(results: dict) -> str:
         "  CPU at saturation (% of one core, 2 cores = 200 %): " + ", ".join(f"{k} {v}" for k, v in cpu.items())
     )
     lines.append(
-        f"  ledger at saturation: {sat['ledger_blocks_per_s']} blocks/s of {sat['ledger_txs_per_block']} readings; "
+        f"  ledger at saturation: {sat['ledger_blocks_per_s']} blocks/s of {sat['ledger_txs_per_block']} transactions; "
         "counters/s: " + ", ".join(f"{k.removeprefix('edgeprov_')} {v}" for k, v in sat["counters_per_s"].items())
     )
     lines += [
