@@ -7,7 +7,7 @@ implementations never disagree about what bytes mean, and a byte string has at m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from py_arkworks_bls12381 import GT, G1Point, G2Point
 
@@ -37,6 +37,13 @@ SIG_COMPACT = 0x81
 CRED_ID_SIZE = 32
 COMPACT_SIZE = 1 + 2 * G1_SIZE + CRED_ID_SIZE  # 129
 MAX_M = 512  # bounds decoding work: a policy's n + d − k never comes near this
+# Every reading of a device carries the same full-form credential; decoding it (subgroup checks on
+# 1+m G1 points and a G2 point) dominated endorser profiles. A bounded LRU keyed by the exact bytes
+# decodes each credential once per process; only successful decodes are cached, so invalid bytes are
+# re-checked (and refused) every time. Only credentials with m ≤ CACHED_CREDENTIAL_MAX_M are kept, so
+# bytes from a hostile sender (identity points are valid) can pin at most ~20 MB per process.
+CREDENTIAL_CACHE_SIZE = 2048
+CACHED_CREDENTIAL_MAX_M = 32
 
 # aa_fp of the §9.2 test-RNG setup (tests/unit/test_vectors.py recomputes it): a, b and α of that
 # system are public, so verifiers refuse it unless explicitly in test mode (spec §3.1 step 4, F10).
@@ -106,6 +113,12 @@ class Credential:
     S: G2Point
 
     def encode(self) -> bytes:
+        return self._encoding
+
+    @cached_property
+    def _encoding(self) -> bytes:
+        # The object is frozen and its points immutable, so the encoding is computed once (it is
+        # re-encoded for every reading's cred_id and stored credential otherwise).
         return b"".join(p.to_compressed_bytes() for p in (self.T0, *self.T)) + self.S.to_compressed_bytes()
 
     @cached_property
@@ -115,19 +128,35 @@ class Credential:
 
     @classmethod
     def decode(cls, data: bytes) -> Credential:
-        """`T0 ‖ T_j… ‖ S`; the number of T_j follows from the length and is checked against m by Verify."""
-        body = len(data) - G2_SIZE
-        if body < 2 * G1_SIZE or body % G1_SIZE:
-            raise DecodeError(f"credential: length {len(data)} is not 48·(1+m) + 96 with m ≥ 1")
-        count = body // G1_SIZE
-        if count - 1 > MAX_M:
-            raise DecodeError(f"credential: m = {count - 1} exceeds {MAX_M}")
-        points = tuple(
-            decode_g1(data[i * G1_SIZE : (i + 1) * G1_SIZE], f"credential.T[{i}]", allow_identity=True)
-            for i in range(count)
-        )
-        S = decode_g2(data[body:], "credential.S", allow_identity=True)
-        return cls(points[0], points[1:], S)
+        """`T0 ‖ T_j… ‖ S`; the number of T_j follows from the length and is checked against m by Verify.
+
+        Served from a bounded per-process cache keyed by the exact bytes: a hit means these bytes
+        already passed every strict check, and the shared object is immutable.
+        """
+        data = bytes(data)
+        if len(data) <= (1 + CACHED_CREDENTIAL_MAX_M) * G1_SIZE + G2_SIZE:
+            return _cached_credential(data)
+        return _decode_credential(data)
+
+
+def _decode_credential(data: bytes) -> Credential:
+    """The strict decode behind Credential.decode."""
+    body = len(data) - G2_SIZE
+    if body < 2 * G1_SIZE or body % G1_SIZE:
+        raise DecodeError(f"credential: length {len(data)} is not 48·(1+m) + 96 with m ≥ 1")
+    count = body // G1_SIZE
+    if count - 1 > MAX_M:
+        raise DecodeError(f"credential: m = {count - 1} exceeds {MAX_M}")
+    points = tuple(
+        decode_g1(data[i * G1_SIZE : (i + 1) * G1_SIZE], f"credential.T[{i}]", allow_identity=True)
+        for i in range(count)
+    )
+    S = decode_g2(data[body:], "credential.S", allow_identity=True)
+    return Credential(points[0], points[1:], S)
+
+
+# lru_cache never stores a call that raised, so a refused byte string is checked again every time.
+_cached_credential = lru_cache(maxsize=CREDENTIAL_CACHE_SIZE)(_decode_credential)
 
 
 @dataclass(frozen=True)
