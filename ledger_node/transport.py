@@ -213,6 +213,24 @@ class Transport:
             except asyncio.QueueFull:
                 self.drops["queue_full"] += 1
 
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, expect: int | None = None
+    ) -> Session:
+        """Authenticate a connection; the dialer (`expect` set) names the peer it wants."""
+        return await asyncio.wait_for(
+            handshake(
+                reader,
+                writer,
+                chain_id=self.chain_id,
+                node_id=self.node_id,
+                identity=self._identity,
+                peers=self._keys,
+                dialer=expect is not None,
+                expect=expect,
+            ),
+            HANDSHAKE_TIMEOUT,
+        )
+
     async def _dial_loop(self, peer: PeerAddress) -> None:
         backoff = 0.05
         while True:
@@ -223,19 +241,7 @@ class Transport:
                 backoff = min(backoff * 2, 2.0)
                 continue
             try:
-                session = await asyncio.wait_for(
-                    handshake(
-                        reader,
-                        writer,
-                        chain_id=self.chain_id,
-                        node_id=self.node_id,
-                        identity=self._identity,
-                        peers=self._keys,
-                        dialer=True,
-                        expect=peer.node_id,
-                    ),
-                    HANDSHAKE_TIMEOUT,
-                )
+                session = await self._handshake(reader, writer, expect=peer.node_id)
                 backoff = 0.05
                 await self._pump(self.queues[peer.node_id], session, writer)
             except FrameError as bad:
@@ -260,18 +266,7 @@ class Transport:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._inbound.add(writer)
         try:
-            session = await asyncio.wait_for(
-                handshake(
-                    reader,
-                    writer,
-                    chain_id=self.chain_id,
-                    node_id=self.node_id,
-                    identity=self._identity,
-                    peers=self._keys,
-                    dialer=False,
-                ),
-                HANDSHAKE_TIMEOUT,
-            )
+            session = await self._handshake(reader, writer)
             while True:
                 payload = session.recv_mac.open(await read_frame(reader))
                 self._on_frame(session.peer, payload)
