@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from edgeprov.procs import free_port
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--port", default=None, help="serial port of an attached board (enables hil tests)")
@@ -26,12 +28,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:

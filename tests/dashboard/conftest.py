@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from edgeprov.procs import free_port
 from ledger_node.config import load_config
 from tests.contracts.cluster import ContractCluster
 from tests.contracts.ledger_harness import Fleet
@@ -36,12 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "screenshots"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, what: str, attempts: int = 300) -> None:

@@ -8,7 +8,6 @@ reference of the firmware, and publish real frames over MQTT.
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,17 +21,12 @@ from edgeprov.cli import main
 from edgeprov.crypto.bundle import DeviceBundle
 from edgeprov.crypto.device import DeviceSigner
 from edgeprov.crypto.objects import MasterPublicKey
+from edgeprov.procs import free_port
 from edgeprov.registration import Registration
 
 GATEWAY = "gw-1"
 POLICY = "id and 2 of (org=acme, type=temp, site=ward-7)"
 ATTRS = ("org=acme", "type=temp")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(*argv: str) -> None:

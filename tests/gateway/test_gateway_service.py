@@ -27,9 +27,10 @@ from edgeprov.crypto.objects import DeviceShare, Signature
 from edgeprov.crypto.points import g1
 from edgeprov.crypto.statement import Statement
 from edgeprov.pathhop import Hop, verify_hop
+from edgeprov.procs import free_port
 from gateway.config import load_config
 from gateway.devices import load_devices
-from tests.gateway.fleet import GATEWAY, Fleet, free_port, reading_frame, reading_topic
+from tests.gateway.fleet import GATEWAY, Fleet, reading_frame, reading_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
