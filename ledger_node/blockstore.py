@@ -1,6 +1,6 @@
 """Per-node durable storage: the certified chain, per-transaction results, world state, safety state.
 
-Two implementations of one interface: SqliteBlockStore (aiosqlite, WAL) for real nodes and
+Two implementations of one interface: SqliteBlockStore (SQLite, WAL) for real nodes and
 MemoryBlockStore for the simulator, whose contents outlive a simulated crash just as a file does.
 Blocks are staged (visible to state reads at once) and then written by flush(): consecutive blocks
 with their transactions and state writes in one SQLite transaction using executemany (group
@@ -12,10 +12,9 @@ Nothing committed is ever updated in place or deleted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,23 +226,28 @@ async def _to_the_end(transaction: Coroutine[Any, Any, None]) -> None:
         raise
 
 
-@contextlib.asynccontextmanager
-async def _transaction(db: aiosqlite.Connection) -> AsyncIterator[None]:
-    await db.execute("BEGIN IMMEDIATE")
+Statements = list[tuple[str, list[tuple]]]
+
+
+def _run_transaction(db: sqlite3.Connection, statements: Statements) -> None:
+    """(sql, rows) pairs, each by executemany, in one transaction: called in a worker thread, so a
+    whole block group (or a vote's safety state) costs one thread hop, not one per statement."""
+    db.execute("BEGIN IMMEDIATE")
     try:
-        yield
+        for sql, rows in statements:
+            db.executemany(sql, rows)
     except BaseException:
         if db.in_transaction:
-            await db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
         raise
-    await db.execute("COMMIT")
+    db.execute("COMMIT")
 
 
-async def _connect(path: Path, schema: str) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(path, isolation_level=None)
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=FULL")
-    await db.executescript(schema)
+def _connect(path: Path, schema: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
     return db
 
 
@@ -252,18 +256,22 @@ class SqliteBlockStore(BlockStore):
         super().__init__()
         self.path = path
         self.safety_path = path.with_name(f"{path.stem}.safety{path.suffix}")
+        # Writes: plain connections used by one worker thread at a time (one hop per transaction);
+        # range reads (catch-up, queries): aiosqlite; point reads: `_reader`, inline.
+        self._writer: sqlite3.Connection | None = None
+        self._safety: sqlite3.Connection | None = None
         self._db: aiosqlite.Connection | None = None
-        self._safety_db: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        # One lock per aiosqlite connection: transactions on one connection must not interleave.
+        # One lock per writing connection: transactions on one connection must not interleave.
         self._lock = asyncio.Lock()
         self._safety_lock = asyncio.Lock()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await _connect(self.path, _SCHEMA)
-        await self._db.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-        self._safety_db = await _connect(self.safety_path, _SAFETY_SCHEMA)
+        self._writer = _connect(self.path, _SCHEMA)
+        self._writer.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+        self._safety = _connect(self.safety_path, _SAFETY_SCHEMA)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
         # State reads during block application are point lookups; a second, plain connection serves
         # them inline from the page cache instead of a thread hop per key (WAL allows the reader).
         self._reader = sqlite3.connect(self.path, check_same_thread=False)
@@ -272,15 +280,15 @@ class SqliteBlockStore(BlockStore):
 
     async def close(self) -> None:
         try:
-            if self._db is not None:
+            if self._writer is not None:
                 await self.flush()
         finally:
             # Always: aiosqlite's worker thread is not a daemon and would keep the process alive.
-            for db in (self._db, self._safety_db):
+            if self._db is not None:
+                await self._db.close()
+            for db in (self._writer, self._safety, self._reader):
                 if db is not None:
-                    await db.close()
-            if self._reader is not None:
-                self._reader.close()
+                    db.close()
 
     def _read_state(self, key: bytes) -> bytes | None:
         row = self._reader.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
@@ -312,33 +320,34 @@ class SqliteBlockStore(BlockStore):
         await _to_the_end(self._write_locked(blocks, txs, writes))
 
     async def _write_locked(self, blocks: list[tuple], txs: list[tuple], writes: list[tuple[bytes, bytes]]) -> None:
-        db = self._db
-        async with self._lock, _transaction(db):
-            await db.executemany("INSERT INTO blocks (height, hash, header, cert) VALUES (?, ?, ?, ?)", blocks)
-            await db.executemany("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?)", txs)
-            await db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", writes)
+        statements = [
+            ("INSERT INTO blocks (height, hash, header, cert) VALUES (?, ?, ?, ?)", blocks),
+            ("INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?)", txs),
+            ("INSERT OR REPLACE INTO state VALUES (?, ?)", writes),
+        ]
+        async with self._lock:
+            await asyncio.to_thread(_run_transaction, self._writer, statements)
 
     async def save_safety(self, state: SafetyState, voted: Block | None) -> None:
         await _to_the_end(self._save_safety(state, voted))
 
     async def _save_safety(self, state: SafetyState, voted: Block | None) -> None:
-        db = self._safety_db
-        async with self._safety_lock, _transaction(db):
-            await db.execute("INSERT OR REPLACE INTO meta VALUES ('safety', ?)", (state.to_bytes(),))
-            await db.execute("DELETE FROM voted WHERE height <= ?", (self.durable_height,))
-            if voted is not None:
-                await db.execute(
-                    "INSERT OR IGNORE INTO voted VALUES (?, ?, ?)", (voted.hash, voted.height, block_to_bytes(voted))
-                )
+        statements = [
+            ("INSERT OR REPLACE INTO meta VALUES ('safety', ?)", [(state.to_bytes(),)]),
+            ("DELETE FROM voted WHERE height <= ?", [(self.durable_height,)]),
+        ]
+        if voted is not None:
+            row = (voted.hash, voted.height, block_to_bytes(voted))
+            statements.append(("INSERT OR IGNORE INTO voted VALUES (?, ?, ?)", [row]))
+        async with self._safety_lock:
+            await asyncio.to_thread(_run_transaction, self._safety, statements)
 
     async def load(self) -> Restored:
-        async with self._safety_db.execute("SELECT value FROM meta WHERE key = 'safety'") as cur:
-            row = await cur.fetchone()
+        row = self._safety.execute("SELECT value FROM meta WHERE key = 'safety'").fetchone()
         async with self._db.execute("SELECT MAX(height) FROM blocks") as cur:
             self.height = self.durable_height = (await cur.fetchone())[0] or 0
         recent = await self.read_blocks(max(1, self.height - RECENT_BLOCKS + 1), RECENT_BLOCKS)
-        async with self._safety_db.execute("SELECT block FROM voted ORDER BY height") as cur:
-            voted = tuple(block_from_bytes(row[0]) for row in await cur.fetchall())
+        voted = tuple(block_from_bytes(b) for (b,) in self._safety.execute("SELECT block FROM voted ORDER BY height"))
         return Restored(SafetyState.from_bytes(row[0]) if row else None, tuple(recent), voted)
 
     async def read_blocks(self, from_height: int, limit: int) -> list[tuple[Block, CommitCert]]:

@@ -186,6 +186,7 @@ class Replica:
         self._wanted: dict[bytes, int] = {}
         self._waiting: tuple[int, m.Proposal] | None = None
         self._gossip: list[bytes] = []
+        self._last_gossip = float("-inf")
         self._sync_peer = self.me
         self._helped: dict[int, int] = {}
         for block in restored.voted:
@@ -223,7 +224,15 @@ class Replica:
         self._now = now
         added = self._add_txs(txs)
         if added and not self._gossip:
-            self._out.append(SetTimer(FLUSH_TIMER, 0, self.cfg.gossip_delay))
+            # Leading edge: an idle node gossips at once (latency); a busy one at most every
+            # gossip_delay, so transactions arriving in a burst share TxBatch messages.
+            wait = self._last_gossip + self.cfg.gossip_delay - now
+            if wait <= 0:
+                self._gossip.extend(added)
+                self._flush_gossip()
+                added = []
+            else:
+                self._out.append(SetTimer(FLUSH_TIMER, 0, wait))
         self._gossip.extend(added)
         self._maybe_propose()
         return self._flush()
@@ -766,6 +775,7 @@ class Replica:
     def _flush_gossip(self) -> None:
         """Send pending transactions in chunks bounded by count *and* bytes, so that no TxBatch
         outgrows a transport frame (big transactions times batch_size would)."""
+        self._last_gossip = self._now
         while self._gossip:
             end, size = 0, 0
             while end < len(self._gossip) and end < self.cfg.batch_size:

@@ -21,7 +21,7 @@ from ledger_node.block import ZERO_HASH
 pytestmark = pytest.mark.sim
 
 # Seeds scanned per ablation, in order; each test stops at the first safety violation.
-BUDGET = 600
+BUDGET = 1000
 
 
 class VotesTwicePerRound(Replica):
