@@ -10,8 +10,9 @@ nodes' raw client port orders opaque transactions only, for the ordering bench).
 
 Anything that breaks the link, or no endorsement quorum, raises `LedgerUnavailable`; the relay then
 retries with backoff. Resubmitting is safe: a reading's id is the id of the single-reading proposal
-whose nonce is the transaction id (the hash of the outbox bytes), and the ledger keeps one record
-per (id, epoch, ctr) and one status per id (spec §3.6 L1, L3).
+whose nonce is the transaction id (the hash of the bytes submitted: the outbox bytes, or their
+compact-signature form, compact.py), and the ledger keeps one record per (id, epoch, ctr) and one
+status per id (spec §3.6 L1, L3).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import httpx
 from gateway.config import LedgerConfig
 from ledger_node.api.client import NO_QUORUM, ApiError, LedgerApi, Outcome
 from ledger_node.block import tx_id
+from ledger_node.endorsement.proposal import item_id
 
 log = logging.getLogger("edgeprov.gateway.ledger")
 
@@ -54,6 +56,11 @@ class LedgerLink(ABC):
     async def outcomes(self, txids: list[bytes], wait_s: float) -> list[Commit | None]:
         """The outcomes of submitted transactions, waiting up to wait_s for them all; None: not decided
         yet. Raises LedgerUnavailable."""
+
+    @abstractmethod
+    async def recorded(self, txs: list[bytes]) -> list[Commit | None]:
+        """Per transaction, its reading's commit if the ledger holds one under that transaction's id now
+        (it need not have been submitted through this link), else None. Raises LedgerUnavailable."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -150,6 +157,11 @@ class ApiLink(LedgerLink):
                               {"code": DUPLICATE} if refused else {}, status.get("height"))  # fmt: skip
             out.append(self._decided(txid, outcome))
         return out
+
+    async def recorded(self, txs: list[bytes]) -> list[Commit | None]:
+        ids = [item_id(json.loads(tx), tx_id(tx).hex()) for tx in txs]
+        statuses = await self._on_node(lambda node: self.api.tx_wait(ids, 0, node))
+        return [Commit(s.get("height"), True) if s["status"] == "committed" else None for s in statuses]
 
     async def close(self) -> None:
         await self.api.close()

@@ -20,6 +20,7 @@ import aiomqtt
 
 from edgeprov import wire
 from edgeprov.pathhop import load_key, sign_hop
+from gateway.compact import CompactLink
 from gateway.config import GatewayConfig
 from gateway.devices import load_devices
 from gateway.health import HealthServer
@@ -49,7 +50,7 @@ class Gateway:
         if key_gateway != config.gateway_id:
             raise ValueError(f"{config.key_file} is the key of gateway {key_gateway!r}, not {config.gateway_id!r}")
         self.devices = load_devices(config.devices_dir, config.gateway_id, config.allow_test_system)
-        self.link = link or make_link(config.ledger)
+        self.link = CompactLink(link or make_link(config.ledger))  # full form until the ledger holds the credential
         self.signer = GatewaySigner(config.nonce_window, config.check_device_shares)
         self.verifier = (
             Verifier(config.verify_workers, config.allow_test_system) if config.verify_before_relay else None

@@ -1,9 +1,10 @@
 """The Data Transfer transaction the gateway submits for one reading (canonical JSON, sorted keys).
 
 {"device", "epoch", "ctr", "ts_ms", "msg" hex, "pd" hex, "signature" hex, "hops": [hop JSON]}
-plus "disclosed" (hex attributes) for a mode-1 policy (spec §3.8). The signature is the full form
-(0x01): the compact form is allowed only once the ledger holds the credential (spec §3.6 L4).
-The bytes are fixed when the reading enters the outbox, so a resubmission has the same id.
+plus "disclosed" (hex attributes) for a mode-1 policy (spec §3.8). The outbox keeps the full form
+(0x01); the compact form, allowed only once the ledger holds the credential (spec §3.6 L4), is
+derived from it at submit time (compact.py). The bytes are fixed when the reading enters the
+outbox, so a resubmission in the same form has the same id.
 """
 
 from __future__ import annotations
@@ -28,4 +29,9 @@ def data_transfer(stmt: Statement, sig: Signature, hops: list[Hop], disclosed: t
     }
     if disclosed is not None:
         doc["disclosed"] = [a.hex() for a in disclosed]
+    return encode(doc)
+
+
+def encode(doc: dict) -> bytes:
+    """Canonical JSON: sorted keys, no spaces."""
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
