@@ -267,7 +267,7 @@ class LocalFleet:
     def _device(self, log: Path, name: str) -> None:
         edgeprov(log, "provision", "--aa-dir", str(self.aa), "--device", name, "--gateway", GATEWAY,
                  "--broker", f"{HOST}:{self.state.mqtt_port}", "--tls-ca", str(self.broker / "ca.crt"),
-                 "--password", self.password(name), "--sensor", "sim_coldchain", "--board", "unix",
+                 f"--password={self.password(name)}", "--sensor", "sim_coldchain", "--board", "unix",
                  "--interval-ms", str(self.state.interval_ms), "--keepalive", "10",
                  "--sim-seed", name.rsplit("-", 1)[-1], "--out", str(self.device_dir(name)))  # fmt: skip
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -13,13 +12,7 @@ import httpx
 
 from ledger_node.api.client import LedgerApi
 from ledger_node.cli import node_command
-from ledger_node.config import ContractOptions, api_urls, client_token, init_cluster
-
-
-def free_base_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return 20000 + s.getsockname()[1] % 20000
+from ledger_node.config import ContractOptions, api_urls, client_token, free_base_port, init_cluster
 
 
 def write_authority(directory: Path, mpk, aa_public) -> Path:
@@ -39,7 +32,7 @@ class ContractCluster:
     def __init__(self, directory: Path, mpk, aa_public, n: int = 4) -> None:
         self.directory = directory
         self.aa_dir = write_authority(directory / "aa-public", mpk, aa_public)
-        self.configs = init_cluster(directory, n, base_port=free_base_port(), batch_size=500,
+        self.configs = init_cluster(directory, n, base_port=free_base_port(n), batch_size=500,
                                     contracts=ContractOptions(self.aa_dir))  # fmt: skip
         self.urls = api_urls(directory)
         self.token = client_token(directory, "tools")

@@ -348,9 +348,10 @@ def run(quick: bool) -> dict[str, Any]:
 def _on_cluster(pool: list[list[dict]], quick: bool, seconds: float, profile: Path | None) -> dict[str, Any]:
     """One cluster (fresh ports), warmed up, driven at saturation and then below it."""
     from ledger_node.api.client import LedgerApi
+    from ledger_node.config import free_base_port
 
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(Path(tmp), _base_port(), profile)
+        cluster = Cluster(Path(tmp), free_base_port(4), profile)
         cluster.start()
         try:
 
@@ -372,11 +373,3 @@ def _on_cluster(pool: list[list[dict]], quick: bool, seconds: float, profile: Pa
                     shutil.copyfile(path.with_suffix(".log"), profile / path.with_suffix(".log").name)
         figures["ingest_profile_top"], figures["ingest_profile_split"] = cluster.profile()
     return figures
-
-
-def _base_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return 20000 + s.getsockname()[1] % 20000
