@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from py_arkworks_bls12381 import GT, G1Point, G2Point
 
 from edgeprov.crypto.credstore import CredentialStore, CredKey
+from edgeprov.crypto.fixed_base import fixed_multiexp
 from edgeprov.crypto.hashing import DST_GWNONCE, DST_NONCE, H2, H_r, iota
 from edgeprov.crypto.objects import (
     Credential,
@@ -181,12 +182,13 @@ def gateway_nonce(k_nonce: bytes, device_id: bytes, c: int, fresh: bytes) -> int
 
 def gateway_share(mpk: MasterPublicKey, k_fog: KFog, c: int, rng: Rng | None = None) -> GatewayShare:
     """Gateway share, spec §3.4: nonce derived online from c (no pool, review F5), then
-    W_gw = G_gw + [s_gw·c]u1 + [s_gw]h1, R_gw = [s_gw]g1."""
+    W_gw = G_gw + [s_gw·c]u1 + [s_gw]h1, R_gw = [s_gw]g1 (fixed bases: fixed_base.py)."""
     rng = rng or SystemRng()
     s_gw = 0
     while s_gw == 0:
         s_gw = gateway_nonce(k_fog.k_nonce, k_fog.device_id, c, rng.random_bytes(32))
-    return GatewayShare(k_fog.G_gw + mpk.u1 * sc(s_gw * c) + mpk.h1 * sc(s_gw), g1 * sc(s_gw))
+    W_gw = k_fog.G_gw + fixed_multiexp((mpk.u1, mpk.h1), (s_gw * c, s_gw))
+    return GatewayShare(W_gw, fixed_multiexp((g1,), (s_gw,)))
 
 
 def check_device_share(mpk: MasterPublicKey, G_gw: G1Point, share: DeviceShare, c: int, Z: GT) -> bool:
