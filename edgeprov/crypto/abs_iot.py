@@ -69,7 +69,13 @@ class Record:
     disclosed: tuple[bytes, ...] | None = None
 
     def statement(self, aa_fp: bytes) -> Statement:
-        return Statement(aa_fp, self.pd, self.device_id, self.epoch, self.ctr, self.ts_ms, self.msg)
+        """The statement under `aa_fp`, built once per record (a verifier needs it for c and for the
+        path hops); kept outside the dataclass fields, so equality and hashing ignore it."""
+        stmt = self.__dict__.get("_statement")
+        if stmt is None or stmt.aa_fp != aa_fp:
+            stmt = Statement(aa_fp, self.pd, self.device_id, self.epoch, self.ctr, self.ts_ms, self.msg)
+            object.__setattr__(self, "_statement", stmt)
+        return stmt
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ Response: {"record": "<device>@<epoch>#<ctr>"}.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -39,7 +39,7 @@ from edgeprov.crypto.objects import CRED_ID_SIZE, SIG_COMPACT, Credential, Signa
 from edgeprov.pathhop import Hop, HopError, verify_path
 from edgeprov.wire import Payload, WireError
 from ledger_node.contracts import ContractError, arg, check_dp, check_record_id, registry, storage
-from ledger_node.state import TxContext, canonical, key
+from ledger_node.state import TxContext, key
 
 NAME = "readings"
 MAX_HOPS = 8
@@ -95,12 +95,9 @@ def parse(args: dict) -> Reading:
     return Reading(device, record, sig, sig_bytes.hex(), payload, hops)
 
 
-def verdict_key(reading: Reading, entry: dict) -> bytes:
-    """What a signature verdict depends on: the record, the signature and the registry entry."""
-    r = reading.record
-    body = canonical([reading.device, r.epoch, r.ctr, r.ts_ms, r.msg.hex(), r.pd.hex(), reading.sig_hex,
-                      None if r.disclosed is None else [a.hex() for a in r.disclosed], entry["policy"]])  # fmt: skip
-    return hashlib.sha256(body).digest()
+def verdict_key(reading: Reading, entry: dict) -> tuple:
+    """What a signature verdict depends on: the record, the signature and the registry entry's Π."""
+    return (reading.record, reading.sig_hex, entry["policy"])
 
 
 class Verdicts(dict):
@@ -174,11 +171,17 @@ def check_path(ctx: TxContext, reading: Reading, entry: dict) -> None:
         gw = ctx.get(registry.gateway_key(hop.gateway))
         if gw is None:
             raise ContractError("BAD_PATH", f"hop by unregistered gateway {hop.gateway}")
-        keys[hop.gateway] = Ed25519PublicKey.from_public_bytes(bytes.fromhex(gw["public_key"]))
+        keys[hop.gateway] = _public_key(gw["public_key"])
     try:
         verify_path(keys, reading.hops, reading.record.statement(ctx.env.mpk.aa_fp))
     except HopError as exc:
         raise ContractError("BAD_PATH", str(exc)) from None
+
+
+@lru_cache(maxsize=1024)
+def _public_key(hex_key: str) -> Ed25519PublicKey:
+    """A registered gateway key, parsed once (every reading's hop is checked against it)."""
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(hex_key))
 
 
 def execute(ctx: TxContext, reading: Reading, verdicts: Verdicts) -> dict:
