@@ -66,13 +66,16 @@ class Gateway:
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """The provenance DB and the sessions seeded from it: what a reading needs before it can be relayed."""
+        """The provenance DB, and the sessions and the G4 nonce memory seeded from it: what a reading needs
+        before it can be relayed (a restart must not forget used counters or device nonce points)."""
         cfg = self.config
         self.store = await Store.open(cfg.db_path, cfg.write_batch)
         self.sessions = Sessions(cfg.gateway_id, self.devices, cfg.max_frame, cfg.replay_window, self.store.digest)
         for device in self.devices.values():
             used = await self.store.recent_counters(device.device_id, device.epoch, cfg.replay_window)
             self.sessions.preload(device.device_id, used)
+            nonces = await self.store.recent_nonces(device.device_id, device.epoch, cfg.nonce_window)
+            self.signer.seed(device.device_id, nonces)
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
@@ -273,6 +276,7 @@ class Gateway:
         except Exception:
             log.exception("could not store %s/%d/%d; the broker will deliver it again", *entry.key)
             self.sessions.release(reading.device_id, reading.ctr)
+            self.signer.release(reading.device_id, signed)
             return
         self.metrics.relay_seconds.observe(time.perf_counter() - started)
         self.metrics.relayed.inc()
@@ -295,6 +299,8 @@ class Gateway:
             admitted.digest,
             transaction_id(tx),
             tx,
+            signed.r_dev,
+            signed.nonce_mark,
         )
 
     def _on_outcome(self, entry: Entry, commit: Commit) -> None:

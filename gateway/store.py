@@ -7,6 +7,11 @@ was accepted. Writes from many coroutines are gathered by one writer task: one t
 batch (WAL, synchronous=FULL for a batch with new readings: an acknowledged reading survives power
 loss; outcomes alone are not fsynced, see `_write`), run as ONE call on the store's own thread, so
 a batch costs the event loop one hand-off however many statements it holds.
+
+Each reading row also keeps its device nonce point R_dev and G4 mark (edgeprov/crypto/replay.py),
+written in the reading's own transaction, so the gateway's nonce memory is durable before the
+device gets ACK_RELAYED and is seeded from here on start (spec §3.5 G4, §4 D5). Columns added after
+the first schema are in ADDED_COLUMNS and added on open to a database that lacks them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 """
 
+# (table, column, type): NULL in rows written before the column existed
+ADDED_COLUMNS = (
+    ("readings", "r_dev", "BLOB"),  # G4: compressed device nonce point
+    ("readings", "nonce_mark", "BLOB"),  # G4: replay.nonce_mark(ctr, c, share)
+)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -49,6 +60,8 @@ class Entry:
     digest: bytes
     txid: bytes
     tx: bytes
+    r_dev: bytes | None = None  # G4 memory; None where not kept (rows from before the column)
+    nonce_mark: bytes | None = None
 
     @property
     def key(self) -> tuple[str, int, int]:
@@ -126,9 +139,24 @@ class Store:
         with self.db:
             if entries:
                 self.db.executemany(
-                    "INSERT OR IGNORE INTO readings (device, epoch, ctr, ts_ms, received_ms, digest, txid, tx)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(e.device, e.epoch, e.ctr, e.ts_ms, e.received_ms, e.digest, e.txid, e.tx) for e in entries],
+                    "INSERT OR IGNORE INTO readings"
+                    " (device, epoch, ctr, ts_ms, received_ms, digest, txid, tx, r_dev, nonce_mark)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            e.device,
+                            e.epoch,
+                            e.ctr,
+                            e.ts_ms,
+                            e.received_ms,
+                            e.digest,
+                            e.txid,
+                            e.tx,
+                            e.r_dev,
+                            e.nonce_mark,
+                        )
+                        for e in entries
+                    ],
                 )
                 self.db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?)", [e.key for e in entries])
             if outcomes:
@@ -165,6 +193,15 @@ class Store:
             )
         )
 
+    async def recent_nonces(self, device: str, epoch: int, window: int) -> list[tuple[bytes, bytes]]:
+        """(R_dev, mark) of the device's last `window` readings by counter, oldest first: seeds G4 on start."""
+        rows = await self._rows(
+            "SELECT r_dev, nonce_mark FROM readings WHERE device = ? AND epoch = ? AND r_dev IS NOT NULL"
+            " ORDER BY ctr DESC LIMIT ?",
+            (device, epoch, window),
+        )
+        return rows[::-1]
+
     async def counts(self) -> dict[str, int]:
         out = dict(await self._rows("SELECT state, COUNT(*) FROM readings GROUP BY state"))
         out["outbox"] = (await self._rows("SELECT COUNT(*) FROM outbox"))[0][0]
@@ -176,5 +213,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(SCHEMA)
+    _add_missing_columns(db)
     db.commit()
     return db
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Migrate a database made by an older SCHEMA; its existing rows keep NULL in the new columns."""
+    for table, column, kind in ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
