@@ -17,6 +17,9 @@ What is measured, per reading, on one clock (time.time()) in the device's own pr
 - commit latency: publish call -> ACK_COMMITTED received (the gateway learnt from the ledger that
   the reading's block is committed, and published the Ack; see tools/bench/README.md).
 
+Devices publish every 1/rate s at evenly staggered phases (device j of n starts j/n of a period
+late), as independent devices would; in step, every slot would be a burst of n readings.
+
 A device keeps at most `max_outstanding` readings without an outcome, like the firmware's
 buffer: when a scheduled slot comes round with the limit reached, that slot is skipped and
 counted, so overload shows as skipped slots and a bounded queue rather than a backlog that grows
@@ -177,9 +180,16 @@ def presign(signer: DeviceSigner, stamps: list[int], values: list[int]) -> list[
     return frames
 
 
-def _schedule(load: Load, start: float) -> list[float]:
+def _schedule(load: Load, start: float, phase: float = 0.0) -> list[float]:
+    """Slot times of one device: every 1/rate s from `start`, shifted by `phase` (a fraction of a period)."""
     count = max(1, math.ceil(load.rate_per_device * load.duration_s))
-    return [start + k / load.rate_per_device for k in range(count)]
+    return [start + (k + phase) / load.rate_per_device for k in range(count)]
+
+
+def _phases(count: int) -> list[float]:
+    """Evenly staggered phases: independent devices do not publish in step, and a common phase would
+    turn every slot into a burst of `count` readings at the same instant."""
+    return [j / count for j in range(count)]
 
 
 # ---- the timed part -------------------------------------------------------------------------------
@@ -188,8 +198,9 @@ def _schedule(load: Load, start: float) -> list[float]:
 class _DeviceRun:
     """One device's connection: publishes its frames on schedule and records its Acks."""
 
-    def __init__(self, broker: Broker, device: Device, frames: list[tuple[int, bytes]], load: Load) -> None:
-        self.broker, self.device, self.frames, self.load = broker, device, frames, load
+    def __init__(self, broker: Broker, device: Device, frames: list[tuple[int, bytes]], load: Load,
+                 phase: float) -> None:  # fmt: skip
+        self.broker, self.device, self.frames, self.load, self.phase = broker, device, frames, load, phase
         self.topic = wire.topic(broker.gateway, device.device_id, "reading")
         self.sent: dict[int, float] = {}  # ctr -> publish time, outcome pending
         self.relayed: dict[int, float] = {}
@@ -216,7 +227,7 @@ class _DeviceRun:
         publishes: set[asyncio.Task] = set()
         try:
             frames = iter(self.frames)
-            slots = _schedule(self.load, start)
+            slots = _schedule(self.load, start, self.phase)
             for slot, due in enumerate(slots):
                 if (delay := due - time.time()) > 0:
                     await asyncio.sleep(delay)
@@ -271,10 +282,10 @@ class _DeviceRun:
 
 
 async def drive(
-    broker: Broker, plans: list[tuple[Device, list[tuple[int, bytes]]]], load: Load, start: float
+    broker: Broker, plans: list[tuple[Device, float, list[tuple[int, bytes]]]], load: Load, start: float
 ) -> Result:
     """Connect every device, publish from `start` (epoch s) on schedule, drain; one asyncio loop."""
-    runs = [_DeviceRun(broker, device, frames, load) for device, frames in plans]
+    runs = [_DeviceRun(broker, device, frames, load, phase) for device, phase, frames in plans]
     async with contextlib.AsyncExitStack() as stack:
         clients = await asyncio.gather(*(stack.enter_async_context(r.client()) for r in runs))
         await asyncio.gather(*(r.run(c, start) for r, c in zip(runs, clients, strict=True)))
@@ -284,16 +295,16 @@ async def drive(
     return result
 
 
-def _worker(conn, broker: Broker, devices: list[Device], load: Load, planned_start: float) -> None:
+def _worker(conn, broker: Broker, devices: list[Device], phases: list[float], load: Load, planned_start: float) -> None:
     """Child process: pre-sign, report ready, wait for the common start time, drive, send the Result."""
     # aiomqtt warns above 10 publishes awaiting their PUBACK; here that is the load, not a fault.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
     try:
-        stamps = [int(t * 1000) for t in _schedule(load, planned_start)][: load.max_frames]
         plans = []
-        for n, device in enumerate(devices):
+        for n, (device, phase) in enumerate(zip(devices, phases, strict=True)):
+            stamps = [int(t * 1000) for t in _schedule(load, planned_start, phase)][: load.max_frames]
             values = [20_000 + (n * 37 + k) % 5_000 for k in range(len(stamps))]
-            plans.append((device, presign(device.signer(), stamps, values)))
+            plans.append((device, phase, presign(device.signer(), stamps, values)))
         conn.send(("ready", None))
         start = conn.recv()
         conn.send(("done", asyncio.run(drive(broker, plans, load, start))))
@@ -304,17 +315,20 @@ def _worker(conn, broker: Broker, devices: list[Device], load: Load, planned_sta
 
 
 def run_load(broker: Broker, devices: list[Device], load: Load, procs: int = 1) -> Result:
-    """Run `load` on `devices` split over `procs` worker processes; all start publishing together."""
+    """Run `load` on `devices` split over `procs` worker processes; all start together, each device
+    at its own phase of the period (`_phases`)."""
     if not devices:
         raise ValueError("no devices to drive")
     procs = max(1, min(procs, len(devices)))
     frames = len(devices) * len(_schedule(load, 0.0)[: load.max_frames])
     planned = time.time() + 1.0 + frames * SIGN_S_PER_READING / procs
     ctx = multiprocessing.get_context("spawn")
+    phases = _phases(len(devices))
     workers = []
     for i in range(procs):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child, broker, devices[i::procs], load, planned), daemon=True)
+        args = (child, broker, devices[i::procs], phases[i::procs], load, planned)
+        proc = ctx.Process(target=_worker, args=args, daemon=True)
         proc.start()
         child.close()
         workers.append((proc, parent))
