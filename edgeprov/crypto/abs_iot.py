@@ -27,7 +27,7 @@ from edgeprov.crypto.objects import (
     PoolEntry,
     Signature,
 )
-from edgeprov.crypto.points import R, encode_scalar, g1, g2, sc
+from edgeprov.crypto.points import R, encode_scalar, g1, g2, gt_power_product, sc
 from edgeprov.crypto.policy import (
     Policy,
     PolicyError,
@@ -396,28 +396,35 @@ def batch_equation(mpk: MasterPublicKey, chunk: Sequence[_Prepared]) -> bool:
 
     Credentials are grouped by (cred_id, id, epoch), never by credential bytes alone (F3).
     """
-    policy = chunk[0].policy
     deltas = [secrets.randbits(128) or 1 for _ in chunk]
-    Ws = [p.sig.W for p in chunk]
+    d = [sc(x) for x in deltas]
     Rs = [p.sig.R for p in chunk]
-    W_sum = G1Point.multiexp_unchecked(Ws, [sc(d) for d in deltas])
-    R_c = G1Point.multiexp_unchecked(Rs, [sc(d * p.c) for d, p in zip(deltas, chunk, strict=True)])
-    R_sum = G1Point.multiexp_unchecked(Rs, [sc(d) for d in deltas])
+    g1s = [
+        G1Point.multiexp_unchecked([p.sig.W for p in chunk], d),
+        -G1Point.multiexp_unchecked(Rs, [sc(x * p.c) for x, p in zip(deltas, chunk, strict=True)]),
+        -G1Point.multiexp_unchecked(Rs, d),
+        -(mpk.A1 * sc(sum(deltas))),
+    ]
+    g2s = [g2, mpk.u2, mpk.h2, mpk.A2]
     groups: dict[CredKey, list] = {}
-    for d, p in zip(deltas, chunk, strict=True):
-        slot = groups.setdefault(p.key, [p.cred, p.id_attr, 0])
-        slot[2] = (slot[2] + d) % R
+    for x, p in zip(deltas, chunk, strict=True):
+        slot = groups.setdefault(p.key, [p, 0])
+        slot[1] += x
     creds = list(groups.values())
-    big_deltas = [sc(Delta) for _, _, Delta in creds]
-    S_sum = G2Point.multiexp_unchecked([cred.S for cred, _, _ in creds], big_deltas)
-    g1s, g2s = [W_sum, g1], [g2, S_sum]
-    for id_attr in dict.fromkeys(ia for _, ia, _ in creds):
-        members = [(cred.T0, Delta) for cred, ia, Delta in creds if ia == id_attr]
-        g1s.append(-G1Point.multiexp_unchecked([t for t, _ in members], [sc(x) for _, x in members]))
+    if all(p.Z is not None for p, _ in creds):
+        # Every Z_cred is cached (§3.6 step 4): Π_g Z_g^{Δ_g} is the value of the credential terms below,
+        # one GT power per credential instead of a Miller loop per id* and multi-exponentiations per credential.
+        binding = GT.multi_pairing(g1s, g2s)
+        return binding * gt_power_product([p.Z for p, _ in creds], [D for _, D in creds]) == GT.one()
+    policy = chunk[0].policy
+    big_deltas = [sc(D) for _, D in creds]
+    g1s.append(g1)
+    g2s.append(G2Point.multiexp_unchecked([p.cred.S for p, _ in creds], big_deltas))
+    for id_attr in dict.fromkeys(p.id_attr for p, _ in creds):
+        members = [(p.cred.T0, sc(D)) for p, D in creds if p.id_attr == id_attr]
+        g1s.append(-G1Point.multiexp_unchecked([t for t, _ in members], [x for _, x in members]))
         g2s.append(H2(id_attr))
     for j, attr in enumerate(policy.J):
-        g1s.append(-G1Point.multiexp_unchecked([cred.T[j] for cred, _, _ in creds], big_deltas))
+        g1s.append(-G1Point.multiexp_unchecked([p.cred.T[j] for p, _ in creds], big_deltas))
         g2s.append(H2(attr))
-    g1s += [-R_c, -R_sum, -(mpk.A1 * sc(sum(deltas)))]
-    g2s += [mpk.u2, mpk.h2, mpk.A2]
     return GT.pairing_check(g1s, g2s)

@@ -7,7 +7,9 @@ re-encodes and compares the bytes: only the canonical encoding of a point is acc
 
 from __future__ import annotations
 
-from py_arkworks_bls12381 import G1Point, G2Point, Scalar
+from collections.abc import Sequence
+
+from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
 
 # BLS12-381 base field modulus p and prime group order r.
 P = 0x1A0111EA397FE69A4B1BA7B6434BACD764774B84F38512BF6730D2A0F6B0F6241EABFFFEB153FFFFB9FEFFFFFFFFAAAB
@@ -33,6 +35,31 @@ class DecodeError(ValueError):
 def sc(x: int) -> Scalar:
     """An integer mod r as an arkworks Scalar (all scalar arithmetic is done on Python ints)."""
     return Scalar(x % R)
+
+
+def gt_power_product(bases: Sequence[GT], exponents: Sequence[int]) -> GT:
+    """Π_k b_k^{e_k} for integers e_k ≥ 0 (Straus: one shared squaring chain, 4-bit windows).
+
+    py-arkworks' GT offers only the group operation (written `*`), so powers are built from it:
+    about 136 squarings for 128-bit exponents plus ~46 products per base.
+    """
+    w, mask = 4, 15
+    tables = []
+    for b in bases:
+        row = [b]
+        for _ in range(mask - 1):
+            row.append(row[-1] * b)
+        tables.append(row)  # row[j] = b^(j+1)
+    top = max((e.bit_length() for e in exponents), default=0)
+    acc = GT.one()
+    for shift in range(-(-top // w) * w - w, -1, -w):
+        for _ in range(w):
+            acc = acc * acc
+        for row, e in zip(tables, exponents, strict=True):
+            digit = (e >> shift) & mask
+            if digit:
+                acc = acc * row[digit - 1]
+    return acc
 
 
 def decode_g1(data: bytes, what: str = "G1 point", allow_identity: bool = False) -> G1Point:

@@ -10,6 +10,8 @@ from abs_helpers import Device, System
 from edgeprov.crypto.abs_iot import (
     RegistryEntry,
     SignatureRejected,
+    _prepare,
+    batch_equation,
     batch_verify,
     check_device_share,
     credential,
@@ -155,22 +157,56 @@ def test_batches_with_mixed_ids_and_epochs(system: System, batch256: list, size:
     assert batch_verify(system.mpk, compact, store=store) == {}
 
 
+@pytest.fixture(scope="module")
+def warm_store(system: System, batch256: list) -> CredentialStore:
+    """Every credential of batch256 verified and cached: batches then take the cached-Z_cred equation."""
+    store = CredentialStore()
+    assert batch_verify(system.mpk, batch256[:64], store=store) == {}
+    return store
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["credential-terms", "cached-Z"])
 @pytest.mark.parametrize("bad", [[17], [3, 40], [0, 63]])
-def test_bisection_returns_exactly_the_bad_indices(system: System, batch256: list, bad: list[int]) -> None:
+def test_bisection_returns_exactly_the_bad_indices(system: System, batch256: list, warm_store, bad: list[int],
+                                                   cached: bool) -> None:  # fmt: skip
     items = list(batch256[:64])
     for i in bad:
         entry, record, sig = items[i]
-        items[i] = (entry, dataclasses.replace(record, msg=b"tampered"), sig)
-    assert batch_verify(system.mpk, items) == dict.fromkeys(bad, "signature")
+        items[i] = (entry, dataclasses.replace(record, msg=b"tampered"), sig.compact() if cached else sig)
+    assert batch_verify(system.mpk, items, store=warm_store if cached else None) == dict.fromkeys(bad, "signature")
 
 
-def test_complementary_errors_are_caught_by_random_deltas(system: System, batch256: list) -> None:
+@pytest.mark.parametrize("cached", [False, True], ids=["credential-terms", "cached-Z"])
+def test_complementary_errors_are_caught_by_random_deltas(system: System, batch256: list, warm_store,
+                                                          cached: bool) -> None:  # fmt: skip
     # W_3 + P and W_9 − P cancel in Σ W_i; the random δ_i of spec §3.7 keep them apart.
     items = list(batch256[:16])
     for i, delta in ((3, g1), (9, -g1)):
         entry, record, sig = items[i]
         items[i] = (entry, record, dataclasses.replace(sig, W=sig.W + delta))
-    assert batch_verify(system.mpk, items) == {3: "signature", 9: "signature"}
+    assert batch_verify(system.mpk, items, store=warm_store if cached else None) == {3: "signature", 9: "signature"}
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["credential-terms", "cached-Z"])
+def test_batch_equation_alone_accepts_valid_and_rejects_one_bad(system: System, batch256: list, warm_store,
+                                                                cached: bool) -> None:  # fmt: skip
+    # The equation itself, without bisection's single-check fallback: both forms of spec §3.7 step 4.
+    store = warm_store if cached else None
+    prepared = [_prepare(system.mpk, e, r, s, store, i) for i, (e, r, s) in enumerate(batch256[:24])]
+    assert all((p.Z is not None) == cached for p in prepared)
+    assert batch_equation(system.mpk, prepared)
+    prepared[5].c += 1  # one statement changed
+    assert not batch_equation(system.mpk, prepared)
+
+
+def test_cached_batch_rejects_a_signature_under_another_devices_credential(system: System, batch256: list,
+                                                                          warm_store) -> None:  # fmt: skip
+    # Device 1's signature relabelled with device 0's compact cred_id: the key (cred_id, id, ...) names no
+    # cached credential of device 1, so it is refused before any equation, and the honest ones pass.
+    items = [(e, r, s.compact()) for e, r, s in batch256[:16]]
+    entry, record, sig = items[1]
+    items[1] = (entry, record, dataclasses.replace(sig, compact_cred_id=items[0][2].cred_id))
+    assert batch_verify(system.mpk, items, store=warm_store) == {1: "unknown-credential"}
 
 
 def test_batch_rejects_malformed_items_individually(system: System, batch256: list) -> None:
