@@ -44,7 +44,7 @@ POLICY = "id and 2 of (org=acme, type=temp, site=ward-7)"
 ATTRS = [b"org=acme", b"type=temp", b"site=ward-7"]
 TS0 = 1_700_000_000_000
 LANES = 6
-PER_DEVICE = 700  # 64 x 698 timed readings: enough at up to ~700/s for 60 s; exhaustion is reported
+PER_DEVICE = 1600  # 64 x 1598 timed readings: enough at up to ~1,600/s for 60 s; exhaustion is reported
 BATCH = 250
 # Transactions per block and per gossip message: reading batch transactions are ~43 KB, and the
 # replica chunks tx gossip by count, so 200 keeps a gossip frame under the transport's 16 MiB limit.
