@@ -35,6 +35,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024 * 1024
+# Stream buffer limit: with asyncio's 64 KiB default, a multi-megabyte proposal or gossip frame is read
+# by pausing and resuming the socket every 128 KiB (a loop iteration each); 4 MiB lets it flow.
+STREAM_LIMIT = 4 * 1024 * 1024
 MAC_SIZE = 32
 HELLO_TAG = b"edgeprov/hello/v1"
 HANDSHAKE_TIMEOUT = 5.0
@@ -191,7 +194,7 @@ class Transport:
         self._inbound: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._accept, host, port)
+        self._server = await asyncio.start_server(self._accept, host, port, limit=STREAM_LIMIT)
         self._tasks = [asyncio.create_task(self._dial_loop(peer)) for peer in self._peers.values()]
 
     async def close(self) -> None:
@@ -235,7 +238,7 @@ class Transport:
         backoff = 0.05
         while True:
             try:
-                reader, writer = await asyncio.open_connection(peer.host, peer.port)
+                reader, writer = await asyncio.open_connection(peer.host, peer.port, limit=STREAM_LIMIT)
             except OSError:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, 2.0)
