@@ -1,19 +1,18 @@
 """Device Registration statements signed by the attribute authority (DESIGN.md §2 step 1, spec §3.6 L5).
 
 The ledger's Device Registration contract stores these; a re-key issues epoch + 1, a revocation
-ends the device. Signed with the authority's Ed25519 key over a canonical JSON encoding, so the
-ledger and auditors check them knowing only the authority's public key.
+ends the device. Signed with the authority's Ed25519 key over a canonical JSON encoding
+(edgeprov.signed_doc), so the ledger and auditors check them knowing only the authority's public key.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edgeprov.signed_doc import SignedDocument
 
 FORMAT = "edgeprov-registration"
 VERSION = 1
@@ -28,7 +27,7 @@ def attributes_digest(attrs: list[bytes]) -> str:
 
 
 @dataclass(frozen=True)
-class Registration:
+class Registration(SignedDocument):
     """`action` is "register" (first key or re-key, epoch counts up), "revoke", or "gateway".
 
     A "gateway" entry names no device: it binds `gateway` to `public_key` (raw Ed25519, hex), the
@@ -46,25 +45,14 @@ class Registration:
     issued_at_ms: int = 0
     public_key: str = ""
 
-    def canonical(self) -> bytes:
-        body = {"format": FORMAT, "version": VERSION, **asdict(self)}
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-    def sign(self, key: Ed25519PrivateKey) -> dict:
-        return {**json.loads(self.canonical()), "signature": base64.b64encode(key.sign(self.canonical())).decode()}
+    FORMAT = FORMAT
+    VERSION = VERSION
+    KIND = "registration"
 
     @classmethod
     def verify(cls, doc: dict, public_key: Ed25519PublicKey) -> Registration:
         """Parse a signed document; raises ValueError on any mismatch or a bad signature."""
-        try:
-            fields = {k: doc[k] for k in cls.__dataclass_fields__}
-            if doc["format"] != FORMAT or type(doc["version"]) is not int or doc["version"] != VERSION:
-                raise ValueError("unknown registration format or version")
-            registration = cls(**fields)
-            public_key.verify(base64.b64decode(doc["signature"], validate=True), registration.canonical())
-        except (KeyError, TypeError, InvalidSignature, ValueError) as exc:
-            why = "bad signature" if isinstance(exc, InvalidSignature) else f"{type(exc).__name__}: {exc}"
-            raise ValueError(f"registration rejected: {why}") from None
+        registration = cls.parse_signed(doc, public_key)
         if registration.action not in ("register", "revoke", "gateway"):
             raise ValueError("registration rejected: unknown action")
         if registration.action == "gateway" and (registration.device or not _is_ed25519_hex(registration.public_key)):

@@ -1,4 +1,4 @@
-"""`edgeprov authority setup | keygen | show | revoke`: the attribute authority (spec §3.1–§3.2).
+"""`edgeprov authority setup | keygen | show | revoke | gateway | grant-admin`: the attribute authority, spec §3.1–§3.2.
 
 Directory layout (`--aa-dir`, default `./aa`):
 
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edgeprov.admin_grant import POLICIES, AdminGrant
 from edgeprov.crypto.abs_iot import keygen, setup
 from edgeprov.crypto.bundle import DeviceBundle, GatewayBundle
 from edgeprov.crypto.device import DeviceSigner
@@ -247,8 +248,28 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grant_admin(args: argparse.Namespace) -> int:
+    """Sign a use-case admin grant (edgeprov.admin_grant): the ledger's `setup` takes it from that admin only."""
+    aa = Authority.load(args.aa_dir)
+    grant = AdminGrant(args.usecase, args.admin_key.lower(), args.policy, int(time.time() * 1000)).check()
+    _, signing = aa.secrets()
+    text = json.dumps(grant.sign(signing), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        with args.out.open("x") as f:
+            f.write(text)
+    except FileExistsError:
+        raise AuthorityError(f"{args.out} already exists; refusing to overwrite a grant") from None
+    print(f"{args.usecase} admin grant for {grant.admin} ({args.policy}) in {args.out}; the admin submits it to setup")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("authority", help="attribute authority: setup, keygen, show, revoke, gateway")
+    parser = subparsers.add_parser(
+        "authority", help="attribute authority: setup, keygen, show, revoke, gateway, grant-admin"
+    )
     sub = parser.add_subparsers(dest="authority_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--aa-dir", type=Path, default=Path("aa"), help="authority directory (default ./aa)")
@@ -276,6 +297,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gateway", parents=[common], help="issue a gateway's path-hop key and signed registration")
     p.add_argument("--gateway", required=True, help="gateway id, as in its devices' keygen --gateway")
     p.set_defaults(func=_guarded(cmd_gateway))
+
+    p = sub.add_parser("grant-admin", parents=[common], help="sign a grant naming a use case's admin (ledger setup)")
+    p.add_argument("--usecase", required=True, help="use-case contract, e.g. vaccine, health, vehicle")
+    p.add_argument("--admin-key", required=True, help="the admin client's raw Ed25519 public key, 64 hex digits")
+    p.add_argument("--policy", required=True, choices=POLICIES, help="minting policy")
+    p.add_argument("--out", type=Path, help="write the signed grant here (default: print it)")
+    p.set_defaults(func=_guarded(cmd_grant_admin))
 
 
 def _guarded(func):

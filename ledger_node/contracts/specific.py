@@ -3,10 +3,20 @@
 A use case fixes its context schema (a `check_context(trace, context) -> flags` function) and who
 may mint data points. Minting policies (seed §4.4): "allowlist" (the admin and listed clients mint
 directly) and "pending" (a client asks, the admin approves or denies). State: `uc|<name>` =
-{admin, policy}; `ucl|<name>|<client>` allow-list entries; `ucr|<name>|<dp>` = {requester, status}.
+{admin, policy, issued_at_ms}; `ucl|<name>|<client>` allow-list entries; `ucr|<name>|<dp>` =
+{requester, status}.
+
+The attribute authority designates the admin with a signed grant (edgeprov.admin_grant), checked
+with the authority key in the endorser's Env, so calling first wins nothing.
 
 Functions (args → response), creator = the proposal's signing key:
-- `setup` {policy}: once; the creator becomes the admin.
+- `setup` {grant}: once; the grant must be for this use case and name the creator; stores its
+  admin, policy and issued_at_ms → {usecase, admin, policy}. Refusals: BAD_GRANT (missing or
+  malformed), BAD_GRANT_SIGNATURE, WRONG_USECASE, NOT_GRANTEE (the creator is not the named
+  admin), ALREADY_SET_UP.
+- `transfer_admin` {grant}: hand-over, presented by the new admin: a grant newer than the stored
+  one (issued_at_ms strictly greater, else STALE_GRANT) replaces admin and policy. Allow-list
+  entries and pending requests stay; the old admin keeps no rights unless listed.
 - `allow` / `disallow` {client}: admin only.
 - `mint` {dp}: allow-list: mints to the creator; pending: files a request → {"pending": true}.
 - `approve_request` / `deny_request` {dp}: admin only; approval mints to the requester.
@@ -19,6 +29,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from edgeprov.admin_grant import AdminGrant
+from edgeprov.signed_doc import BadSignature
 from ledger_node.contracts import (
     ContractError,
     Function,
@@ -31,7 +43,6 @@ from ledger_node.contracts import (
 )
 from ledger_node.state import TxContext, key
 
-POLICIES = ("allowlist", "pending")
 MAX_CONTEXT_KEYS = 32
 ContextCheck = Callable[[str, dict], list[str]]
 
@@ -83,14 +94,38 @@ def make_functions(name: str, check_context: ContextCheck) -> dict[str, Function
             raise ContractError("NOT_ADMIN", f"only the {name} admin may do this")
         return doc
 
+    def granted(ctx: TxContext, args: dict) -> AdminGrant:
+        """The AA-signed grant in args, for this use case and naming the proposal's creator."""
+        creator = need_creator(ctx)
+        if not isinstance(args.get("grant"), dict):
+            raise ContractError("BAD_GRANT", "argument 'grant' must be an admin grant signed by the authority")
+        try:
+            grant = AdminGrant.verify(args["grant"], ctx.env.aa_key)
+        except BadSignature as exc:
+            raise ContractError("BAD_GRANT_SIGNATURE", str(exc)) from None
+        except ValueError as exc:
+            raise ContractError("BAD_GRANT", str(exc)) from None
+        if grant.usecase != name:
+            raise ContractError("WRONG_USECASE", f"the grant is for use case {grant.usecase}, not {name}")
+        if grant.admin != creator:
+            raise ContractError("NOT_GRANTEE", "the grant names another admin; its admin must sign the proposal")
+        return grant
+
+    def install(ctx: TxContext, grant: AdminGrant) -> dict:
+        ctx.put(uc_key, {"admin": grant.admin, "policy": grant.policy, "issued_at_ms": grant.issued_at_ms})
+        return {"usecase": name, "admin": grant.admin, "policy": grant.policy}
+
     def setup(ctx: TxContext, args: dict) -> dict:
-        policy = arg(args, "policy", str)
-        if policy not in POLICIES:
-            raise ContractError("BAD_ARGUMENT", f"policy must be one of {', '.join(POLICIES)}")
+        grant = granted(ctx, args)
         if ctx.get(uc_key) is not None:
-            raise ContractError("ALREADY_SET_UP", f"use case {name} already has an admin")
-        ctx.put(uc_key, {"admin": need_creator(ctx), "policy": policy})
-        return {"usecase": name, "admin": ctx.creator, "policy": policy}
+            raise ContractError("ALREADY_SET_UP", f"use case {name} already has an admin (hand over: transfer_admin)")
+        return install(ctx, grant)
+
+    def transfer_admin(ctx: TxContext, args: dict) -> dict:
+        grant = granted(ctx, args)
+        if grant.issued_at_ms <= config(ctx).get("issued_at_ms", 0):  # 0: set up before grants were dated
+            raise ContractError("STALE_GRANT", "a hand-over needs a grant issued after the current admin's")
+        return install(ctx, grant)
 
     def allow(ctx: TxContext, args: dict, allowed: bool = True) -> dict:
         admin(ctx)
@@ -150,6 +185,7 @@ def make_functions(name: str, check_context: ContextCheck) -> dict[str, Function
 
     return {
         "setup": setup,
+        "transfer_admin": transfer_admin,
         "allow": allow,
         "disallow": lambda ctx, args: allow(ctx, args, False),
         "mint": mint,

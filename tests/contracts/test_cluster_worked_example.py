@@ -12,10 +12,16 @@ import pytest
 from cluster import ContractCluster
 from ledger_harness import Fleet, client
 
+from edgeprov.admin_grant import AdminGrant
 from edgeprov.wire import Payload
 from ledger_node.endorsement.proposal import make_proposal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def grant(fleet: Fleet, usecase: str, admin: str, policy: str) -> dict:
+    """The authority names the use case's admin (edgeprov authority grant-admin does the same)."""
+    return AdminGrant(usecase, admin, policy, 1_000).sign(fleet.aa)
 
 
 async def ok(api, contract: str, fn: str, args: dict, key=None) -> dict:
@@ -26,7 +32,8 @@ async def ok(api, contract: str, fn: str, args: dict, key=None) -> dict:
 
 @pytest.mark.timeout(240)
 def test_vaccine_lineage_derivation_traces_and_invalidation(cluster: ContractCluster, fleet: Fleet) -> None:
-    factory, _ = client()
+    factory, factory_id = client()
+    squatter, _ = client()
     rfid_gate, rfid_gate_id = client()
     airline, airline_id = client()
     rfid_air1, rfid_air1_id = client()
@@ -37,7 +44,12 @@ def test_vaccine_lineage_derivation_traces_and_invalidation(cluster: ContractClu
         async with cluster.api() as api:
             await ok(api, "registry", "gateway", {"doc": fleet.gateway("gw-1")})
             await ok(api, "registry", "register", {"doc": fleet.device("air1-temp")})
-            await ok(api, "vaccine", "setup", {"policy": "allowlist"}, factory)
+            # Calling setup first wins nothing: the AA's grant names the factory, whose proposal must carry it.
+            granted = {"grant": grant(fleet, "vaccine", factory_id, "allowlist")}
+            for args, reason in (({"policy": "allowlist"}, "BAD_GRANT"), (granted, "NOT_GRANTEE")):
+                squat = await api.call("vaccine", "setup", args, squatter)
+                assert (squat.status, squat.reason) == ("rejected", reason), squat
+            await ok(api, "vaccine", "setup", granted, factory)
             for who in (averager_id, airline_id):
                 await ok(api, "vaccine", "allow", {"client": who}, factory)
 
@@ -155,13 +167,13 @@ def test_bad_readings_rejected_honest_ones_commit(cluster: ContractCluster, flee
 
 @pytest.mark.timeout(240)
 def test_conflicting_transfers_and_forged_endorsement(cluster: ContractCluster, fleet: Fleet) -> None:
-    owner, _ = client()
+    owner, owner_id = client()
     _, alice_id = client()
     _, bob_id = client()
 
     async def scenario() -> None:
         async with cluster.api() as api:
-            await ok(api, "health", "setup", {"policy": "pending"}, owner)
+            await ok(api, "health", "setup", {"grant": grant(fleet, "health", owner_id, "pending")}, owner)
             await ok(api, "health", "mint", {"dp": "monitor-7"}, owner)
             # Both transfers are endorsed against the same version of dp|monitor-7, then ordered.
             transfers = [make_proposal("generic", "transfer", {"dp": "monitor-7", "to": who}, owner)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Page, expect
 
+from edgeprov.admin_grant import AdminGrant
 from ledger_node.endorsement.proposal import make_proposal
 from tests.contracts.ledger_harness import client
 from tests.dashboard.conftest import RESULTS, Ledger, run_async
@@ -77,7 +78,7 @@ def vaccine(ledger: Ledger) -> dict[str, object]:
     three signed readings of air1's sensor averaged into dp4, whose record is then converted to °C.
     """
     fleet = ledger.fleet
-    factory, _ = client()
+    factory, factory_id = client()
     gate, gate_id = client()
     airline, airline_id = client()
     door, door_id = client()
@@ -92,7 +93,8 @@ def vaccine(ledger: Ledger) -> dict[str, object]:
         async with ledger.cluster.api() as api:
             await ok(api, "registry", "gateway", {"doc": fleet.gateway("gw-1")})
             await ok(api, "registry", "register", {"doc": fleet.device("air1-temp")})
-            await ok(api, "vaccine", "setup", {"policy": "allowlist"}, factory)
+            grant = AdminGrant("vaccine", factory_id, "allowlist", 1_000).sign(fleet.aa)
+            await ok(api, "vaccine", "setup", {"grant": grant}, factory)
             await ok(api, "vaccine", "allow", {"client": averager_id}, factory)
             await ok(api, "vaccine", "mint", {"dp": "vacc1"}, factory)
             context = {"agent": "operator1@SaferVaccinesInc", "event": "created", "temperature": 5}

@@ -507,3 +507,78 @@ def test_registration_verifies_only_with_the_authority_key(cli, tmp_path, capsys
     with pytest.raises(ValueError):
         Registration.verify(doc, signing_public(other))
     assert isinstance(parse_policy(doc["policy"], 6), Policy)
+
+
+# ---- grant-admin -------------------------------------------------------------------------------
+
+ADMIN_KEY = "ab" * 32
+
+
+def grant_admin(cli: Cli, *extra: str, usecase: str = "vaccine", admin: str = ADMIN_KEY, policy: str = "allowlist"):
+    return cli("grant-admin", "--usecase", usecase, "--admin-key", admin, "--policy", policy, *extra)
+
+
+def test_grant_admin_prints_a_grant_signed_by_the_authority(cli, tmp_path, capsys):
+    from edgeprov.admin_grant import AdminGrant
+    from edgeprov.signed_doc import BadSignature
+
+    code, out, err = grant_admin(cli, admin=ADMIN_KEY.upper(), policy="pending")
+    assert code == 0, err
+    doc = json.loads(out)
+    grant = AdminGrant.verify(doc, signing_public(cli))
+    assert (grant.usecase, grant.admin, grant.policy) == ("vaccine", ADMIN_KEY, "pending")  # hex lower-cased
+    assert doc["format"] == "edgeprov-admin-grant" and grant.issued_at_ms > 0
+    for field, value in (("usecase", "health"), ("admin", "cd" * 32), ("policy", "allowlist"), ("issued_at_ms", 1)):
+        with pytest.raises(BadSignature):
+            AdminGrant.verify({**doc, field: value}, signing_public(cli))
+    other = Cli(tmp_path / "other", capsys)
+    assert other("setup")[0] == 0
+    with pytest.raises(BadSignature):
+        AdminGrant.verify(doc, signing_public(other))
+    # The format tag is signed: a grant is never taken for a registration, nor the other way round.
+    with pytest.raises(ValueError):
+        Registration.verify(doc, signing_public(cli))
+    with pytest.raises(ValueError, match="unknown admin grant format"):
+        AdminGrant.verify({**doc, "format": "edgeprov-registration"}, signing_public(cli))
+
+
+def test_grant_admin_writes_out_and_never_overwrites(cli, tmp_path):
+    from edgeprov.admin_grant import AdminGrant
+
+    path = tmp_path / "vaccine.grant.json"
+    code, out, err = grant_admin(cli, "--out", str(path))
+    assert code == 0, err
+    assert str(path) in out and ADMIN_KEY in out
+    first = path.read_text()
+    assert AdminGrant.verify(json.loads(first), signing_public(cli)).admin == ADMIN_KEY
+    code, out, err = grant_admin(cli, "--out", str(path), admin="cd" * 32)
+    assert (code, out) == (2, "") and "already exists" in err
+    assert path.read_text() == first
+
+
+@pytest.mark.parametrize(
+    ("usecase", "admin", "needle"),
+    [
+        ("vaccine", "ab" * 31, "admin must be a 32-byte"),
+        ("vaccine", "zz" * 32, "admin must be a 32-byte"),
+        ("Vaccine!", ADMIN_KEY, "usecase must be"),
+        ("", ADMIN_KEY, "usecase must be"),
+    ],
+)
+def test_grant_admin_refuses_bad_input(cli, usecase, admin, needle):
+    code, out, err = grant_admin(cli, usecase=usecase, admin=admin)
+    assert (code, out) == (2, "")
+    assert err.startswith("error: ") and needle in err
+
+
+def test_grant_admin_refuses_an_unknown_policy(cli):
+    with pytest.raises(SystemExit) as exc:
+        grant_admin(cli, policy="anyone")
+    assert exc.value.code == 2
+
+
+def test_grant_admin_needs_a_private_master_key(cli):
+    os.chmod(cli.root / "master.key", 0o640)
+    code, out, err = grant_admin(cli)
+    assert (code, out) == (2, "") and "accessible by others" in err
+    os.chmod(cli.root / "master.key", 0o600)
