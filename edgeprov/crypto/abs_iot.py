@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from py_arkworks_bls12381 import GT, G1Point, G2Point
 
@@ -69,13 +70,15 @@ class Record:
     disclosed: tuple[bytes, ...] | None = None
 
     def statement(self, aa_fp: bytes) -> Statement:
-        """The statement under `aa_fp`, built once per record (a verifier needs it for c and for the
-        path hops); kept outside the dataclass fields, so equality and hashing ignore it."""
-        stmt = self.__dict__.get("_statement")
-        if stmt is None or stmt.aa_fp != aa_fp:
-            stmt = Statement(aa_fp, self.pd, self.device_id, self.epoch, self.ctr, self.ts_ms, self.msg)
-            object.__setattr__(self, "_statement", stmt)
-        return stmt
+        """The statement under `aa_fp` (a verifier needs it for c and again for the path hops: built,
+        and c hashed, once per record while it is recent)."""
+        return _statement(self, aa_fp)
+
+
+@lru_cache(maxsize=4096)
+def _statement(record: Record, aa_fp: bytes) -> Statement:
+    r = record
+    return Statement(aa_fp, r.pd, r.device_id, r.epoch, r.ctr, r.ts_ms, r.msg)
 
 
 @dataclass(frozen=True)
