@@ -12,6 +12,8 @@ from pathlib import Path
 
 import tomli_w
 
+from gateway.config import LedgerConfig
+
 UNIT_TEMPLATE = Path(__file__).with_name("edgeprov-gateway.service")
 UNIT_NAME = "edgeprov-gateway.service"
 
@@ -75,7 +77,11 @@ def default_config(gateway: str, broker: str, ledger: list[str], etc: Path, stat
             "password_file": str(etc / "mqtt.password"),
             "ca_file": str(etc / "ca.crt"),
         },
-        "ledger": {"api_urls": ledger or ["http://127.0.0.1:7700"], "token_file": str(etc / "ledger.token")},
+        "ledger": {
+            "api_urls": ledger or ["http://127.0.0.1:7700"],
+            "token_file": str(etc / "ledger.token"),
+            "registry_poll_s": LedgerConfig.registry_poll_s,  # revocations reach the gateway within this (G1)
+        },
     }
 
 

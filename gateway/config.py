@@ -37,6 +37,7 @@ class LedgerConfig:
     submit_inflight: int = 4  # batches in the ledger's pipeline at once (relay.py)
     submit_linger_ms: float = 2.0  # how long a batch waits for more readings before it goes
     submit_target_s: float = 1.0  # the batch size adapts so endorsing + submitting one takes about this long
+    registry_poll_s: float = 10.0  # how often the devices' registry entries are read (registry.py, G1)
 
     def token(self) -> str | None:
         """The first line of the token file, which must be 0600: a token is a write credential."""
@@ -113,6 +114,8 @@ def load_config(path: Path) -> GatewayConfig:
         unknown = set(gw) - set(GatewayConfig.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"[gateway] has unknown keys {sorted(unknown)}")
+        if not ledger.registry_poll_s > 0:
+            raise ConfigError(f"[ledger] registry_poll_s must be > 0 in {path}")
         if not ledger.api_urls:
             raise ConfigError(f"[ledger] api_urls is empty in {path}: name the ledger nodes' API URLs")
         return GatewayConfig(mqtt=mqtt, ledger=ledger, **gw)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gateway.registry import REFUSED
+
 if TYPE_CHECKING:
     from gateway.service import Gateway
 
@@ -43,6 +45,8 @@ class HealthServer:
             "status": "ok" if connected else "mqtt-disconnected",
             "mqtt_connected": connected,
             "ledger_reachable": bool(gw.submitter and gw.submitter.ledger_up),
+            "registry_reachable": bool(gw.registry.reachable),
+            "devices_refused_by_registry": sum(s in REFUSED for s in gw.registry.standings.values()),
             "outbox": int(gw.metrics.outbox._value.get()),
             "devices": len(gw.devices),
         }

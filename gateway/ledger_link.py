@@ -6,7 +6,8 @@
 submitted in one request, and its outcomes are waited for in one `POST /v1/tx/wait` (DESIGN.md §2
 steps 5-8). A reading the endorsers refuse (BAD_SIGNATURE for a forged share, ...) stays in its batch
 with their reason, so it never sinks the honest ones. Readings never bypass the contracts (the
-nodes' raw client port orders opaque transactions only, for the ordering bench).
+nodes' raw client port orders opaque transactions only, for the ordering bench). `ApiLink.registration`
+also reads a device's Device Registration entry, for the registry follower (registry.py, rule G1).
 
 Anything that breaks the link, or no endorsement quorum, raises `LedgerUnavailable`; the relay then
 retries with backoff. Resubmitting is safe: a reading's id is the id of the single-reading proposal
@@ -64,6 +65,11 @@ class LedgerLink(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    async def registration(self, device: str) -> dict | None:
+        """The device's current Device Registration entry, None if the ledger has none (registry.py).
+        Raises LedgerUnavailable, as here: a link that cannot read the registry leaves G1 to the ledger."""
+        raise LedgerUnavailable(f"{type(self).__name__} does not read the ledger's registry")
 
     async def committed(self, txid: bytes) -> Commit:
         """Wait until `txid` is committed (valid or marked invalid). Raises LedgerUnavailable."""
@@ -162,6 +168,19 @@ class ApiLink(LedgerLink):
         ids = [item_id(json.loads(tx), tx_id(tx).hex()) for tx in txs]
         statuses = await self._on_node(lambda node: self.api.tx_wait(ids, 0, node))
         return [Commit(s.get("height"), True) if s["status"] == "committed" else None for s in statuses]
+
+    async def registration(self, device: str) -> dict | None:
+        """On the current node; after a failure the next call goes to the next node."""
+
+        async def entry(node: int) -> dict | None:
+            try:
+                return await self.api.device(device, node)
+            except ApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        return await self._on_node(entry)
 
     async def close(self) -> None:
         await self.api.close()

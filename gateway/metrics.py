@@ -20,6 +20,13 @@ class Metrics:
         self.invalid = Counter("edgeprov_gateway_invalid", "readings the ledger marked invalid", registry=r)
         self.reconnects = Counter("edgeprov_gateway_mqtt_reconnects", "MQTT connection losses", registry=r)
         self.mqtt_connected = Gauge("edgeprov_gateway_mqtt_connected", "1 while connected to the broker", registry=r)
+        self.registry_devices = Gauge(
+            "edgeprov_gateway_registry_devices", "served devices by their ledger registry standing", ["standing"],
+            registry=r,
+        )  # fmt: skip
+        self.registry_failures = Counter(
+            "edgeprov_gateway_registry_failures", "registry entries the ledger did not answer", registry=r
+        )
         self.outbox = Gauge("edgeprov_gateway_outbox", "readings waiting for their commit", registry=r)
         ledger_buckets = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
         self.batch_readings = Histogram(

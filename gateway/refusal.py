@@ -4,10 +4,12 @@ from __future__ import annotations
 
 
 class Refused(Exception):
-    """A frame refused with `reason` (a short code); `alert` marks the ones an operator must look at."""
+    """A frame refused with `reason` (a short code); `alert` marks the ones an operator must look at;
+    `quiet` ones are counted but not logged per frame: their cause was logged once where it was learnt
+    (a device revoked on the ledger keeps publishing)."""
 
-    def __init__(self, reason: str, detail: str = "", alert: bool = False) -> None:
-        self.reason, self.detail, self.alert = reason, detail, alert
+    def __init__(self, reason: str, detail: str = "", alert: bool = False, quiet: bool = False) -> None:
+        self.reason, self.detail, self.alert, self.quiet = reason, detail, alert, quiet
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 

@@ -11,6 +11,7 @@ with backoff; a heartbeat publish that gets no PUBACK in time marks a silently d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -27,6 +28,7 @@ from gateway.health import HealthServer
 from gateway.ledger_link import Commit, LedgerLink, make_link, transaction_id
 from gateway.metrics import Metrics
 from gateway.refusal import Duplicate, Refused
+from gateway.registry import RegistryFollower
 from gateway.relay import Submitter
 from gateway.sdnotify import notify, watchdog_period_s
 from gateway.session import Admitted, Sessions
@@ -50,7 +52,9 @@ class Gateway:
         if key_gateway != config.gateway_id:
             raise ValueError(f"{config.key_file} is the key of gateway {key_gateway!r}, not {config.gateway_id!r}")
         self.devices = load_devices(config.devices_dir, config.gateway_id, config.allow_test_system)
-        self.link = CompactLink(link or make_link(config.ledger))  # full form until the ledger holds the credential
+        link = link or make_link(config.ledger)
+        self.link = CompactLink(link)  # full form until the ledger holds the credential
+        self.registry = RegistryFollower(link, self.devices, self.metrics, len(config.ledger.api_urls))
         self.signer = GatewaySigner(config.nonce_window, config.check_device_shares)
         self.verifier = (
             Verifier(config.verify_workers, config.allow_test_system) if config.verify_before_relay else None
@@ -70,7 +74,9 @@ class Gateway:
         before it can be relayed (a restart must not forget used counters or device nonce points)."""
         cfg = self.config
         self.store = await Store.open(cfg.db_path, cfg.write_batch)
-        self.sessions = Sessions(cfg.gateway_id, self.devices, cfg.max_frame, cfg.replay_window, self.store.digest)
+        self.sessions = Sessions(
+            cfg.gateway_id, self.devices, cfg.max_frame, cfg.replay_window, self.store.digest, self.registry.check
+        )
         for device in self.devices.values():
             used = await self.store.recent_counters(device.device_id, device.epoch, cfg.replay_window)
             self.sessions.preload(device.device_id, used)
@@ -95,6 +101,10 @@ class Gateway:
                 led.submit_linger_ms / 1000,
                 led.submit_target_s,
             )
+            # the registry before the first frame: a revoked device's queued frames must not be signed. Bounded,
+            # so a hung ledger delays the start by one HTTP timeout at most; no answer keeps every device relayed.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.registry.poll(), led.http_timeout_s)
             backlog = await self.store.pending()
             for entry in backlog:
                 self.submitter.enqueue(entry)
@@ -106,7 +116,7 @@ class Gateway:
                 len(backlog),
             )
             await health.start(cfg.http_listen)
-            workers = [self.submitter.run(), self._mqtt_supervisor()]
+            workers = [self.submitter.run(), self._mqtt_supervisor(), self.registry.run(led.registry_poll_s)]
             period = watchdog_period_s()
             if period is not None:
                 workers.append(self._systemd_watchdog(period))
@@ -243,6 +253,8 @@ class Gateway:
         if refusal.alert:
             self.metrics.alerts.labels(refusal.reason).inc()
             log.error("ALERT %s on %s: %s", refusal.reason, message.topic, refusal.detail)
+        elif refusal.quiet:
+            log.debug("refused frame on %s: %s", message.topic, refusal)
         else:
             log.warning("refused frame on %s: %s", message.topic, refusal)
         self._puback(client, message)

@@ -1,7 +1,8 @@
 """Per-device sessions (DESIGN.md §2 step 4): is this frame one the gateway may sign and relay?
 
 Checks, cheapest first: frame size, topic shape and gateway, frame decoding, known device (G1),
-topic id = frame id, registered epoch, counter. Counters: a reading is unique by (id, epoch, ctr);
+topic id = frame id, registered epoch, the device's standing on the ledger's registry (G1, registry.py),
+counter. Counters: a reading is unique by (id, epoch, ctr);
 a lower unused counter is accepted (the device's offline buffer, §4 "Completeness"), a used one is
 a duplicate when the frame is byte-identical and refused otherwise. Recent counters are kept in
 memory (the replay window); older ones are looked up in the provenance DB.
@@ -18,6 +19,7 @@ from gateway.devices import DeviceKey
 from gateway.refusal import Duplicate, Refused
 
 Lookup = Callable[[str, int, int], Awaitable[bytes | None]]  # (device, epoch, ctr) -> frame digest
+Standing = Callable[[DeviceKey], None]  # raises Refused for a device the ledger revoked or re-keyed
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,17 @@ class CounterState:
 
 
 class Sessions:
-    def __init__(self, gateway_id: str, devices: dict[str, DeviceKey], max_frame: int, window: int, lookup: Lookup):
+    def __init__(
+        self,
+        gateway_id: str,
+        devices: dict[str, DeviceKey],
+        max_frame: int,
+        window: int,
+        lookup: Lookup,
+        standing: Standing | None = None,
+    ):
         self.gateway_id, self.devices, self.max_frame, self.window = gateway_id, devices, max_frame, window
-        self.lookup = lookup
+        self.lookup, self.standing = lookup, standing
         self.counters: dict[str, CounterState] = {}
 
     def preload(self, device: str, used: dict[int, bytes]) -> None:
@@ -62,6 +72,8 @@ class Sessions:
             raise Refused("topic-id-mismatch", f"topic {device_id!r}, frame {reading.device_id!r}")
         if reading.epoch != device.epoch:
             raise Refused("epoch", f"frame epoch {reading.epoch}, registered epoch {device.epoch}")
+        if self.standing is not None:
+            self.standing(device)
         return device, reading
 
     async def admit(self, topic: str, frame: bytes) -> Admitted:
