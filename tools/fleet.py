@@ -287,11 +287,8 @@ class LocalFleet:
         self._wait("mosquitto", self.state.mqtt_port)
 
     def start_ledger(self) -> None:
-        # All four nodes share this machine's cores, so an endorsement worker process per node adds IPC and
-        # context switches but no parallelism: `bench e2e --quick` committed 395 vs 347 readings/s at
-        # saturation and p50 83 vs 96 ms at 100 readings/s with the thread (ledger_node/api/server.py).
         for i, path in enumerate(self.node_configs()):
-            self.group.start(f"node{i}", node_command(path), env={"EDGEPROV_ENDORSE_WORKERS": "0"})
+            self.group.start(f"node{i}", node_command(path))
         for i in range(NODES):
             self._wait(f"node{i}", self.state.ledger_base + 300 + i)
 

@@ -127,9 +127,7 @@ def build_env(config) -> Env:
 
 
 def verify_pool(config) -> Executor | None:
-    """The worker process of signature batches (EDGEPROV_ENDORSE_WORKERS, default 1; 0: a thread). A node
-    alone on a multi-core machine gains a core from the process; nodes sharing a machine's cores (the
-    local fleet, tools/fleet.py) gain nothing from it and pay its IPC."""
+    """The worker process of signature batches (EDGEPROV_ENDORSE_WORKERS, default 1; 0: a thread)."""
     workers = int(os.environ.get("EDGEPROV_ENDORSE_WORKERS", "1"))
     if workers <= 0:
         return None
