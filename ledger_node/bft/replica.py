@@ -223,17 +223,16 @@ class Replica:
         """Client transactions: kept in the mempool and gossiped to the other nodes."""
         self._now = now
         added = self._add_txs(txs)
-        if added and not self._gossip:
+        was_pending = bool(self._gossip)  # then a flush timer is already set
+        self._gossip.extend(added)
+        if added and not was_pending:
             # Leading edge: an idle node gossips at once (latency); a busy one at most every
             # gossip_delay, so transactions arriving in a burst share TxBatch messages.
             wait = self._last_gossip + self.cfg.gossip_delay - now
             if wait <= 0:
-                self._gossip.extend(added)
                 self._flush_gossip()
-                added = []
             else:
                 self._out.append(SetTimer(FLUSH_TIMER, 0, wait))
-        self._gossip.extend(added)
         self._maybe_propose()
         return self._flush()
 

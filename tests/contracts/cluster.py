@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -53,6 +55,16 @@ class ContractCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ContractCluster]:
+        """Started and answering on every node's API; stopped on exit."""
+        self.start()
+        try:
+            asyncio.run(self.ready())
+            yield self
+        finally:
+            self.stop()
 
     def api(self) -> LedgerApi:
         return LedgerApi(self.urls, self.token)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,7 @@ def fleet() -> Fleet:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, fleet: Fleet):
-    c = ContractCluster(Path(tmp_path_factory.mktemp("cluster")), fleet.system.mpk, fleet.aa.public_key())
-    c.start()
-    try:
-        asyncio.run(c.ready())
+    with ContractCluster(
+        Path(tmp_path_factory.mktemp("cluster")), fleet.system.mpk, fleet.aa.public_key()
+    ).running() as c:
         yield c
-    finally:
-        c.stop()

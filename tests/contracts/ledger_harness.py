@@ -99,6 +99,13 @@ class Ledger:
         self.height = 0
         self.now_ms = TS0 + 10_000
 
+    def enrol(self, fleet: Fleet, *devices: str, gateway: str = "gw-1") -> Ledger:
+        """Commit the AA-signed registrations of `gateway` and of `devices` behind it; returns self."""
+        self.run("registry", "gateway", {"doc": fleet.gateway(gateway)})
+        for name in devices:
+            self.run("registry", "register", {"doc": fleet.device(name, gateway)})
+        return self
+
     def endorse(self, proposal: Proposal, nodes: tuple[int, ...] = (0, 1)) -> Transaction | Refused:
         answers = [self.endorsers[i].endorse(self.state, [proposal.to_json()])[0] for i in nodes]
         for answer in answers:

@@ -27,9 +27,7 @@ json_values = st.recursive(
 @pytest.fixture(scope="module")
 def batch() -> tuple[Ledger, dict]:
     fleet = Fleet(b"batch fuzz")
-    led = Ledger(fleet)
-    led.run("registry", "gateway", {"doc": fleet.gateway("gw-1")})
-    led.run("registry", "register", {"doc": fleet.device("fz-1")})
+    led = Ledger(fleet).enrol(fleet, "fz-1")
     items = [(fleet.reading("fz-1", 1), "a"), ({"device": "fz-1"}, "b"), (fleet.reading("fz-1", 2), "c")]
     return led, json.loads(led.endorse(make_batch_proposal(items)).encode())
 

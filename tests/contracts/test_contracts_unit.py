@@ -25,10 +25,7 @@ def fleet() -> Fleet:
 
 @pytest.fixture
 def ledger(fleet: Fleet) -> Ledger:
-    led = Ledger(fleet)
-    led.run("registry", "gateway", {"doc": fleet.gateway("gw-1")})
-    led.run("registry", "register", {"doc": fleet.device("dev-1")})
-    return led
+    return Ledger(fleet).enrol(fleet, "dev-1")
 
 
 def code_of(ledger: Ledger, contract: str, fn: str, args: dict, key=None) -> str:
@@ -77,9 +74,7 @@ def test_readings_rules(ledger: Ledger, fleet: Fleet) -> None:
 
 
 def test_compact_signature_needs_a_stored_credential(ledger: Ledger, fleet: Fleet) -> None:
-    fresh = Ledger(fleet)
-    fresh.run("registry", "gateway", {"doc": fleet.gateway("gw-1")})
-    fresh.run("registry", "register", {"doc": fleet.device("dev-2")})
+    fresh = Ledger(fleet).enrol(fleet, "dev-2")
     assert code_of(fresh, "readings", "submit", fleet.reading("dev-2", 1, compact=True)) == "BAD_SIGNATURE"
     fresh.run("readings", "submit", fleet.reading("dev-2", 2))  # full form: the credential is stored (L4)
     for endorser in fresh.endorsers:

@@ -22,10 +22,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(scope="module")
 def ledger() -> tuple[Fleet, Ledger]:
     fleet = Fleet(b"pipeline")
-    ledger = Ledger(fleet)
-    ledger.run("registry", "gateway", {"doc": fleet.gateway("gw-1")})
-    ledger.run("registry", "register", {"doc": fleet.device("pipe-1")})
-    return fleet, ledger
+    return fleet, Ledger(fleet).enrol(fleet, "pipe-1")
 
 
 def test_requests_arriving_together_share_one_batch(ledger) -> None:

@@ -28,10 +28,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture()
 def ledger() -> tuple[Fleet, Ledger]:
     fleet = Fleet(b"reading batches")
-    led = Ledger(fleet)
-    led.run("registry", "gateway", {"doc": fleet.gateway("gw-1")})
-    for name in ("b-1", "b-2", "b-old"):
-        led.run("registry", "register", {"doc": fleet.device(name)})
+    led = Ledger(fleet).enrol(fleet, "b-1", "b-2", "b-old")
     led.run("readings", "submit", fleet.reading("b-1", 1))  # the ledger's copy of b-1's credential (L4)
     return fleet, led
 

@@ -54,13 +54,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, fleet: Fleet):
     c = ContractCluster(
         tmp_path_factory.mktemp("cluster"), fleet.mpk(), Ed25519PublicKey.from_public_bytes(bytes.fromhex(aa_key))
     )
-    c.start()
-    try:
-        asyncio.run(c.ready())
+    with c.running():
         asyncio.run(submit(c, "gateway", fleet.aa / "gateways" / GATEWAY / "e1" / "registration.json"))
         yield c
-    finally:
-        c.stop()
 
 
 async def submit(cluster: ContractCluster, fn: str, doc: Path) -> None:

@@ -48,13 +48,8 @@ def fleet() -> Fleet:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, fleet: Fleet):
-    c = ContractCluster(tmp_path_factory.mktemp("cluster"), fleet.system.mpk, fleet.aa.public_key())
-    c.start()
-    try:
-        asyncio.run(c.ready())
+    with ContractCluster(tmp_path_factory.mktemp("cluster"), fleet.system.mpk, fleet.aa.public_key()).running() as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
